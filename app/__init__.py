@@ -1,0 +1,1 @@
+"""FastNPC HTTP service: Quart-Trio routes and the domain services they drive."""

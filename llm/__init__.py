@@ -1,0 +1,1 @@
+"""OpenRouter (OpenAI-compatible) client over raw httpx streaming."""

@@ -1,0 +1,1 @@
+"""Database access: SQLite (embedded default) and PostgreSQL."""

@@ -1,0 +1,130 @@
+"""Plain records returned by the storage layer (no SQLAlchemy objects escape it).
+
+Every id is an ``int`` inside the process; the HTTP layer renders it as a string.
+Timestamps are timezone-aware UTC ``datetime`` objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+MessageRole = Literal["user", "assistant"]
+MessageStatus = Literal["complete", "interrupted", "error", "streaming"]
+MemoryKind = Literal["short_term", "long_term"]
+CharacterStatus = Literal["ready", "partial"]
+GroupStrategy = Literal["moderator", "round_robin", "all"]
+JobStatus = Literal["queued", "running", "done", "failed"]
+ConversationKind = Literal["direct", "group"]
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    is_admin: bool
+    disabled: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserCredentials:
+    user: User
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserWithCounts:
+    user: User
+    characters: int
+    messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class Character:
+    id: int
+    user_id: int
+    name: str
+    status: CharacterStatus
+    # category name -> object, or None when that category is missing/failed
+    profile: dict[str, dict[str, Any] | None]
+    source_text: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: int
+    user_id: int
+    kind: ConversationKind
+    character_id: int | None  # direct conversations
+    group_id: int | None  # group conversations
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int  # strictly increasing across the whole table
+    conversation_id: int
+    role: MessageRole
+    content: str
+    character_id: int | None
+    status: MessageStatus
+    compressed: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    id: int
+    conversation_id: int
+    character_id: int | None  # set for a character's memories of a group conversation
+    kind: MemoryKind
+    content: str
+    importance: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: int
+    user_id: int
+    name: str
+    character_ids: list[int]  # in listed order
+    strategy: GroupStrategy
+    max_speakers: int
+    conversation_id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    dedupe_key: str | None
+    status: JobStatus
+    attempts: int
+    run_at: datetime
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Message]
+    next_before: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    users: int
+    characters: int
+    messages: int
+    groups: int
+    memories: int
+    extra: dict[str, int] = field(default_factory=dict)
