@@ -1,1 +1,97 @@
-"""Database access: SQLite (embedded default) and PostgreSQL."""
+"""Database access: SQLite (embedded default) and PostgreSQL.
+
+Usage::
+
+    async with open_database(url) as db:          # migrates to head first
+        user = await db.write(users.create_user, "bob", password_hash)
+        page = await db.read(messages.list_messages, conversation_id, limit=50, before=None)
+
+Query modules hold plain synchronous functions taking a SQLAlchemy
+``Connection`` (already in a transaction) first; ``Database.read``/``write``
+run them in worker threads. Records are frozen dataclasses (``records``).
+"""
+
+from . import (
+    characters,
+    conversations,
+    errors,
+    generations,
+    groups,
+    jobs,
+    memories,
+    messages,
+    records,
+    stats,
+    tokens,
+    users,
+)
+from .database import Database, open_database
+from .errors import (
+    ConstraintViolation,
+    NotFound,
+    StorageError,
+    StorageUnavailable,
+    UsernameTaken,
+)
+from .migrate import upgrade
+from .records import (
+    Character,
+    CharacterStatus,
+    Conversation,
+    ConversationKind,
+    Counts,
+    Group,
+    GroupStrategy,
+    Job,
+    JobStatus,
+    Memory,
+    MemoryKind,
+    Message,
+    MessageRole,
+    MessageStatus,
+    Page,
+    User,
+    UserCredentials,
+    UserWithCounts,
+)
+
+__all__ = [
+    "Character",
+    "CharacterStatus",
+    "ConstraintViolation",
+    "Conversation",
+    "ConversationKind",
+    "Counts",
+    "Database",
+    "Group",
+    "GroupStrategy",
+    "Job",
+    "JobStatus",
+    "Memory",
+    "MemoryKind",
+    "Message",
+    "MessageRole",
+    "MessageStatus",
+    "NotFound",
+    "Page",
+    "StorageError",
+    "StorageUnavailable",
+    "User",
+    "UserCredentials",
+    "UserWithCounts",
+    "UsernameTaken",
+    "characters",
+    "conversations",
+    "errors",
+    "generations",
+    "groups",
+    "jobs",
+    "memories",
+    "messages",
+    "open_database",
+    "records",
+    "stats",
+    "tokens",
+    "upgrade",
+    "users",
+]

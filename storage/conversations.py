@@ -1,0 +1,49 @@
+"""Conversations: one direct conversation per (user, character); one per group."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, delete, select
+
+from . import rows
+from .inserts import insert_or_ignore
+from .records import Conversation
+from .schema import conversations, memories, messages
+
+
+def get_or_create_direct(conn: Connection, user_id: int, character_id: int) -> Conversation:
+    """The user's conversation with that character, created if needed (race-free)."""
+    row = insert_or_ignore(
+        conn,
+        conversations,
+        {"user_id": user_id, "kind": "direct", "character_id": character_id},
+        index_elements=["user_id", "character_id"],
+    )
+    if row is not None:
+        return rows.conversation(row)
+    existing = get_direct(conn, user_id, character_id)
+    assert existing is not None  # the conflicting row is committed and never deleted here
+    return existing
+
+
+def get_direct(conn: Connection, user_id: int, character_id: int) -> Conversation | None:
+    """The user's direct conversation with that character, or None."""
+    row = conn.execute(
+        select(conversations).where(
+            conversations.c.user_id == user_id,
+            conversations.c.character_id == character_id,
+            conversations.c.kind == "direct",
+        )
+    ).first()
+    return rows.conversation(row) if row else None
+
+
+def get_conversation(conn: Connection, conversation_id: int) -> Conversation | None:
+    """The conversation with that id, or None."""
+    row = conn.execute(select(conversations).where(conversations.c.id == conversation_id)).first()
+    return rows.conversation(row) if row else None
+
+
+def clear_conversation(conn: Connection, conversation_id: int) -> None:
+    """Delete the conversation's messages and memories (the conversation stays)."""
+    conn.execute(delete(memories).where(memories.c.conversation_id == conversation_id))
+    conn.execute(delete(messages).where(messages.c.conversation_id == conversation_id))

@@ -1,0 +1,157 @@
+"""The async face of the storage layer: ``open_database`` and ``Database``.
+
+Query functions are plain synchronous functions taking a SQLAlchemy
+``Connection`` already inside a transaction. ``Database.read``/``write`` run
+one of them in a worker thread (``trio.to_thread.run_sync`` behind a
+``CapacityLimiter`` sized to the pool), commit on success and roll back on an
+exception. The worker thread is not abandoned on cancellation: a write that
+started always finishes (committed or rolled back) before the caller sees
+``Cancelled``.
+
+SQLite allows one writer: writes go through a ``CapacityLimiter(1)`` and begin
+with ``BEGIN IMMEDIATE`` (other processes are waited for via ``busy_timeout``);
+reads run concurrently on their own connections (WAL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Concatenate, ParamSpec, TypeVar
+
+import trio
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy import exc as sa_exc
+
+from .engine import IMMEDIATE, Dialect, create_database_engine, dialect_of, is_memory_sqlite
+from .errors import ConstraintViolation, StorageError, StorageUnavailable
+from .migrate import run_migrations
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turn SQLAlchemy/driver exceptions into the ``storage.errors`` hierarchy."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except sa_exc.TimeoutError as exc:
+        raise StorageUnavailable("timed out waiting for a database connection") from exc
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
+    except sa_exc.IntegrityError as exc:
+        raise ConstraintViolation(str(exc.orig)) from exc
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StorageUnavailable(f"database connection lost: {exc.orig}") from exc
+        raise StorageError(str(exc.orig)) from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise StorageError(str(exc)) from exc
+
+
+class Database:
+    """An open database: run query functions with ``read``/``write``."""
+
+    url: str
+    dialect: Dialect
+
+    def __init__(self, url: str, engine: Engine, *, pool_size: int) -> None:
+        self.url = url
+        self.dialect = dialect_of(url)
+        self._engine = engine
+        self._pool_size = pool_size
+        if self.dialect == "postgresql":
+            self._read_limiter = self._write_limiter = trio.CapacityLimiter(pool_size)
+        elif is_memory_sqlite(engine.url):
+            # A single shared connection: everything in turn.
+            self._read_limiter = self._write_limiter = trio.CapacityLimiter(1)
+        else:
+            self._read_limiter = trio.CapacityLimiter(pool_size)
+            self._write_limiter = trio.CapacityLimiter(1)
+
+    @property
+    def engine(self) -> Engine:
+        """The underlying SQLAlchemy engine (for tests and tools; blocking API)."""
+        return self._engine
+
+    async def read(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(conn, *args, **kwargs)`` in a read transaction in a worker thread."""
+
+        def call(conn: Connection) -> T:
+            return fn(conn, *args, **kwargs)
+
+        return await trio.to_thread.run_sync(self._run, False, call, limiter=self._read_limiter)
+
+    async def write(
+        self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(conn, *args, **kwargs)`` in a write transaction in a worker thread.
+
+        Committed when ``fn`` returns, rolled back when it raises.
+        """
+
+        def call(conn: Connection) -> T:
+            return fn(conn, *args, **kwargs)
+
+        return await trio.to_thread.run_sync(self._run, True, call, limiter=self._write_limiter)
+
+    async def ping(self) -> None:
+        """Check the database answers; raises ``StorageUnavailable`` if not."""
+        await self.read(_select_one)
+
+    def statistics(self) -> dict[str, int]:
+        """Pool and thread-limiter figures for health and admin views."""
+        read = self._read_limiter.statistics()
+        write = self._write_limiter.statistics()
+        shared = self._read_limiter is self._write_limiter
+        pool = self._engine.pool
+        checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
+        return {
+            "pool_size": self._pool_size,
+            "threads_borrowed": read.borrowed_tokens + (0 if shared else write.borrowed_tokens),
+            "threads_waiting": read.tasks_waiting + (0 if shared else write.tasks_waiting),
+            "writers_waiting": write.tasks_waiting,
+            "connections_checked_out": int(checked_out),
+        }
+
+    def _run(self, write: bool, fn: Callable[[Connection], T]) -> T:
+        with translated_errors(), self._engine.connect() as conn:
+            if write and self.dialect == "sqlite":
+                conn.execution_options(**{IMMEDIATE: True})
+            with conn.begin():
+                return fn(conn)
+
+
+def _select_one(conn: Connection) -> None:
+    conn.execute(select(1)).scalar_one()
+
+
+@asynccontextmanager
+async def open_database(
+    url: str, *, pool_size: int = 10, migrate: bool = True
+) -> AsyncIterator[Database]:
+    """Open the database at ``url`` (migrating it to head first unless ``migrate=False``).
+
+    ``url`` is ``sqlite:///path`` or ``postgresql://user:pass@host:port/db``. The
+    engine is disposed when the block exits.
+    """
+    if pool_size < 1:
+        raise ValueError("pool_size must be at least 1")
+    engine = create_database_engine(url, pool_size=pool_size)
+    try:
+        if migrate:
+            await trio.to_thread.run_sync(_migrate, engine)
+        yield Database(url, engine, pool_size=pool_size)
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(engine.dispose)
+
+
+def _migrate(engine: Engine) -> None:
+    with translated_errors():
+        run_migrations(engine)

@@ -1,0 +1,138 @@
+"""Generations in flight: at most one per conversation, enforced by the database.
+
+A row exists only while its generation runs (unique ``conversation_id``).
+``begin_generation`` deletes an expired row (its process died) and inserts
+with ``ON CONFLICT DO NOTHING`` in the same transaction, so two processes
+racing for one conversation get exactly one id. A generation whose row is
+gone (ended, or taken over after its lease expired) reads as "stop".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, delete, func, select, update
+
+from .inserts import insert_or_ignore
+from .schema import generations
+from .timestamps import utcnow
+
+
+def begin_generation(
+    conn: Connection, conversation_id: int, *, owner: str, lease_seconds: float, now: datetime
+) -> int | None:
+    """Start a generation: its id, or None if another unexpired one is in flight.
+
+    An expired one (its owner crashed and stopped renewing) is taken over.
+    """
+    conn.execute(
+        delete(generations).where(
+            generations.c.conversation_id == conversation_id,
+            generations.c.lease_expires_at <= now,
+        )
+    )
+    row = insert_or_ignore(
+        conn,
+        generations,
+        {
+            "conversation_id": conversation_id,
+            "owner": owner,
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "created_at": now,
+        },
+        index_elements=["conversation_id"],
+    )
+    return row.id if row is not None else None
+
+
+def renew_generation(
+    conn: Connection, generation_id: int, *, lease_seconds: float, now: datetime
+) -> bool:
+    """Heartbeat: extend the lease; returns True if the generation should stop.
+
+    True when a stop was requested, and also when the generation no longer
+    exists (ended, or taken over by another process after its lease expired).
+    """
+    row = conn.execute(
+        update(generations)
+        .where(generations.c.id == generation_id)
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .returning(generations.c.stop_requested)
+    ).first()
+    return True if row is None else bool(row.stop_requested)
+
+
+def renew_owned(
+    conn: Connection,
+    *,
+    owner: str,
+    lease_seconds: float,
+    now: datetime,
+    generation_ids: Sequence[int] | None = None,
+) -> list[int]:
+    """Heartbeat for every generation ``owner`` runs; returns the ids that should stop.
+
+    Extends the lease of all of ``owner``'s generations in one statement and
+    returns, ascending, those with a stop request; with ``generation_ids`` (the
+    ids the caller is running) also those among them that no longer exist
+    (ended, or taken over after their lease expired).
+    """
+    renewed = conn.execute(
+        update(generations)
+        .where(generations.c.owner == owner)
+        .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        .returning(generations.c.id, generations.c.stop_requested)
+    ).all()
+    stop = {row.id for row in renewed if row.stop_requested}
+    if generation_ids is not None:
+        alive = {row.id for row in renewed}
+        stop.update(i for i in generation_ids if i not in alive)
+    return sorted(stop)
+
+
+def request_stop(conn: Connection, conversation_id: int, *, now: datetime | None = None) -> bool:
+    """Flag the conversation's running generation to stop; False if none is running.
+
+    A generation whose lease expired before ``now`` (default: the current
+    time) is not running.
+    """
+    result = conn.execute(
+        update(generations)
+        .where(
+            generations.c.conversation_id == conversation_id,
+            generations.c.lease_expires_at > (now or utcnow()),
+        )
+        .values(stop_requested=True)
+    )
+    return result.rowcount > 0
+
+
+def stop_requested(conn: Connection, generation_id: int) -> bool:
+    """Whether the generation was asked to stop (True if it no longer exists)."""
+    flag = conn.execute(
+        select(generations.c.stop_requested).where(generations.c.id == generation_id)
+    ).scalar_one_or_none()
+    return True if flag is None else bool(flag)
+
+
+def end_generation(conn: Connection, generation_id: int) -> None:
+    """Mark the generation finished (frees the conversation); no error if already gone."""
+    conn.execute(delete(generations).where(generations.c.id == generation_id))
+
+
+def active_generation(conn: Connection, conversation_id: int, *, now: datetime) -> int | None:
+    """The id of the conversation's unexpired generation, or None."""
+    return conn.execute(
+        select(generations.c.id).where(
+            generations.c.conversation_id == conversation_id,
+            generations.c.lease_expires_at > now,
+        )
+    ).scalar_one_or_none()
+
+
+def count_active(conn: Connection, *, now: datetime) -> int:
+    """How many generations are in flight (unexpired) across all conversations."""
+    return conn.execute(
+        select(func.count()).select_from(generations).where(generations.c.lease_expires_at > now)
+    ).scalar_one()

@@ -1,0 +1,137 @@
+"""Database rows to records (no SQLAlchemy object leaves the storage layer)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import Row
+
+from .records import (
+    Character,
+    CharacterStatus,
+    Conversation,
+    ConversationKind,
+    Group,
+    GroupStrategy,
+    Job,
+    JobStatus,
+    Memory,
+    MemoryKind,
+    Message,
+    MessageRole,
+    MessageStatus,
+    User,
+)
+
+CATEGORIES: tuple[str, ...] = (
+    "identity",
+    "personality",
+    "backstory",
+    "abilities",
+    "dialogue",
+    "tasks",
+    "world",
+    "system",
+)
+
+
+def full_profile(profile: Mapping[str, Any] | None) -> dict[str, dict[str, Any] | None]:
+    """``profile`` with every category key present (missing ones ``None``)."""
+    profile = profile or {}
+    return {category: profile.get(category) for category in CATEGORIES}
+
+
+def user(row: Row[Any]) -> User:
+    m = row._mapping
+    return User(
+        id=m["id"],
+        username=m["username"],
+        is_admin=bool(m["is_admin"]),
+        disabled=bool(m["disabled"]),
+        created_at=m["created_at"],
+    )
+
+
+def character(row: Row[Any]) -> Character:
+    m = row._mapping
+    return Character(
+        id=m["id"],
+        user_id=m["user_id"],
+        name=m["name"],
+        status=cast(CharacterStatus, m["status"]),
+        profile=full_profile(m["profile"]),
+        source_text=m["source_text"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
+
+
+def conversation(row: Row[Any]) -> Conversation:
+    m = row._mapping
+    return Conversation(
+        id=m["id"],
+        user_id=m["user_id"],
+        kind=cast(ConversationKind, m["kind"]),
+        character_id=m["character_id"],
+        group_id=m["group_id"],
+        created_at=m["created_at"],
+    )
+
+
+def message(row: Row[Any]) -> Message:
+    m = row._mapping
+    return Message(
+        id=m["id"],
+        conversation_id=m["conversation_id"],
+        role=cast(MessageRole, m["role"]),
+        content=m["content"],
+        character_id=m["character_id"],
+        status=cast(MessageStatus, m["status"]),
+        compressed=bool(m["compressed"]),
+        created_at=m["created_at"],
+    )
+
+
+def memory(row: Row[Any]) -> Memory:
+    m = row._mapping
+    return Memory(
+        id=m["id"],
+        conversation_id=m["conversation_id"],
+        character_id=m["character_id"],
+        kind=cast(MemoryKind, m["kind"]),
+        content=m["content"],
+        importance=m["importance"],
+        created_at=m["created_at"],
+    )
+
+
+def group(row: Row[Any], character_ids: Sequence[int], conversation_id: int) -> Group:
+    m = row._mapping
+    return Group(
+        id=m["id"],
+        user_id=m["user_id"],
+        name=m["name"],
+        character_ids=list(character_ids),
+        strategy=cast(GroupStrategy, m["strategy"]),
+        max_speakers=m["max_speakers"],
+        conversation_id=conversation_id,
+        created_at=m["created_at"],
+    )
+
+
+def job(row: Row[Any]) -> Job:
+    m = row._mapping
+    return Job(
+        id=m["id"],
+        kind=m["kind"],
+        payload=dict(m["payload"]),
+        dedupe_key=m["dedupe_key"],
+        status=cast(JobStatus, m["status"]),
+        attempts=m["attempts"],
+        run_at=m["run_at"],
+        lease_owner=m["lease_owner"],
+        lease_expires_at=m["lease_expires_at"],
+        last_error=m["last_error"],
+        created_at=m["created_at"],
+    )

@@ -1,0 +1,251 @@
+"""SQLAlchemy Core tables: the shape every query module and migration agrees on.
+
+Ids are integer autoincrement/identity keys; on SQLite ``AUTOINCREMENT`` is used
+so an id is never reused after a delete (message ids increase strictly, and a
+stale generation or job id can never name a newer row).
+
+Invariants held by the database itself:
+
+* ``generations``: one row per conversation at most (unique ``conversation_id``);
+  a row exists only while that generation is in flight.
+* ``jobs``: ``dedupe_key`` unique among unfinished (queued/running) jobs
+  (partial unique index).
+* ``conversations``: one direct conversation per (user, character); one
+  conversation per group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeEngine
+
+from .timestamps import UtcDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+JsonType: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
+
+UNFINISHED_JOB = text("status IN ('queued', 'running')")
+
+_AUTOINC: dict[str, Any] = {"sqlite_autoincrement": True}
+
+
+def _id() -> Column[int]:
+    return Column("id", Integer, primary_key=True, autoincrement=True)
+
+
+def _created_at() -> Column[Any]:
+    return Column("created_at", UtcDateTime(), nullable=False, default=utcnow)
+
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    _created_at(),
+    **_AUTOINC,
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", String(128), nullable=False, unique=True),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    _created_at(),
+    Index(None, "user_id"),
+    **_AUTOINC,
+)
+
+characters = Table(
+    "characters",
+    metadata,
+    _id(),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("profile", JsonType, nullable=False),
+    Column("source_text", Text, nullable=True),
+    _created_at(),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+    Index(None, "user_id", "id"),
+    **_AUTOINC,
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    _id(),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("strategy", String(16), nullable=False),
+    Column("max_speakers", Integer, nullable=False),
+    _created_at(),
+    Index(None, "user_id", "id"),
+    **_AUTOINC,
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column(
+        "group_id",
+        Integer,
+        ForeignKey("groups.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "character_id",
+        Integer,
+        ForeignKey("characters.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, nullable=False),
+    Index(None, "character_id"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    _id(),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column(
+        "character_id",
+        Integer,
+        ForeignKey("characters.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("group_id", Integer, ForeignKey("groups.id", ondelete="CASCADE"), nullable=True),
+    _created_at(),
+    UniqueConstraint("user_id", "character_id"),
+    UniqueConstraint("group_id"),
+    Index(None, "character_id"),
+    **_AUTOINC,
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    _id(),
+    Column(
+        "conversation_id",
+        Integer,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("role", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column(
+        "character_id",
+        Integer,
+        ForeignKey("characters.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("status", String(16), nullable=False),
+    Column("compressed", Boolean, nullable=False, default=False),
+    _created_at(),
+    Index(None, "conversation_id", "id"),
+    Index(None, "conversation_id", "compressed", "id"),
+    Index(None, "character_id"),
+    **_AUTOINC,
+)
+
+memories = Table(
+    "memories",
+    metadata,
+    _id(),
+    Column(
+        "conversation_id",
+        Integer,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "character_id",
+        Integer,
+        ForeignKey("characters.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("kind", String(16), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("importance", Integer, nullable=False),
+    _created_at(),
+    Index(None, "conversation_id", "character_id", "id"),
+    Index(None, "character_id"),
+    **_AUTOINC,
+)
+
+generations = Table(
+    "generations",
+    metadata,
+    _id(),
+    Column(
+        "conversation_id",
+        Integer,
+        ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("owner", String(200), nullable=False),
+    Column("lease_expires_at", UtcDateTime(), nullable=False),
+    Column("stop_requested", Boolean, nullable=False, default=False),
+    _created_at(),
+    **_AUTOINC,
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    _id(),
+    Column("kind", String(64), nullable=False),
+    Column("payload", JsonType, nullable=False),
+    Column("dedupe_key", String(200), nullable=True),
+    Column("status", String(16), nullable=False, default="queued"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_at", UtcDateTime(), nullable=False),
+    Column("lease_owner", String(200), nullable=True),
+    Column("lease_expires_at", UtcDateTime(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    _created_at(),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+    Index(None, "status", "run_at", "id"),
+    Index(
+        "uq_jobs_dedupe_key_unfinished",
+        "dedupe_key",
+        unique=True,
+        sqlite_where=UNFINISHED_JOB,
+        postgresql_where=UNFINISHED_JOB,
+    ),
+    **_AUTOINC,
+)
