@@ -77,6 +77,21 @@ class NewGroup(BaseModel):
     max_speakers: int = Field(default=2, ge=1, le=8)
 
 
+async def current_user(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    """The bearer token's user (a synchronous sqlite3 lookup, as the plan does), or 401."""
+    db: Database = request.app.state.db
+    scheme, _, token = (authorization or "").partition(" ")
+    user = db.user_for_token(token) if scheme.lower() == "bearer" and token else None
+    if user is None:
+        raise ApiError(401, "unauthenticated", "missing or unknown token")
+    return user
+
+
+User = Annotated[dict[str, Any], Depends(current_user)]
+
+
 def create_app(config: ReferenceConfig) -> FastAPI:
     """Build the reference FastAPI application."""
     llm = OpenRouterAsync(
@@ -98,6 +113,7 @@ def create_app(config: ReferenceConfig) -> FastAPI:
         db.close()
 
     app = FastAPI(title="FastNPC reference (origin plan)", lifespan=lifespan)
+    app.state.db = db
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -116,15 +132,6 @@ def create_app(config: ReferenceConfig) -> FastAPI:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
         return _error(exc.status_code, codes.get(exc.status_code, "error"), str(exc.detail))
-
-    async def current_user(authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-        scheme, _, token = (authorization or "").partition(" ")
-        user = db.user_for_token(token) if scheme.lower() == "bearer" and token else None
-        if user is None:
-            raise ApiError(401, "unauthenticated", "missing or unknown token")
-        return user
-
-    User = Annotated[dict[str, Any], Depends(current_user)]
 
     def owned_character(user: dict[str, Any], character_id: str) -> dict[str, Any]:
         character = db.get_character(user["id"], character_id)

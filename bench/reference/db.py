@@ -68,7 +68,13 @@ class Database:
     # ---- users and tokens
     def create_user(self, username: str, password_hash: str) -> dict[str, Any] | None:
         """Insert a user; ``None`` if the username is taken."""
-        user = {"id": new_id(), "username": username, "created_at": now()}
+        user = {
+            "id": new_id(),
+            "username": username,
+            "is_admin": False,
+            "disabled": False,
+            "created_at": now(),
+        }
         try:
             self.conn.execute(
                 "INSERT INTO users (id, username, password_hash, created_at) VALUES (?, ?, ?, ?)",
