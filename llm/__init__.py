@@ -1,1 +1,55 @@
 """OpenRouter (OpenAI-compatible) client over raw httpx streaming."""
+
+from llm.client import ChatStream, OpenRouterClient
+from llm.errors import (
+    AuthenticationError,
+    BadRequest,
+    FirstTokenTimeout,
+    IdleTimeout,
+    LLMError,
+    LLMTimeout,
+    Overloaded,
+    PaymentRequired,
+    ProtocolError,
+    RateLimited,
+    TotalTimeout,
+    UpstreamUnavailable,
+)
+from llm.http import make_http_client
+from llm.limiter import LLMLimiter
+from llm.metrics import LLMMetrics
+from llm.retry import RetryPolicy, parse_retry_after
+from llm.settings import LLMSettings
+from llm.sse import SSEComment, SSEDecoder, SSEEvent
+from llm.sync import BlockingClient
+from llm.types import ChatMessage, Completion, Usage
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequest",
+    "BlockingClient",
+    "ChatMessage",
+    "ChatStream",
+    "Completion",
+    "FirstTokenTimeout",
+    "IdleTimeout",
+    "LLMError",
+    "LLMLimiter",
+    "LLMMetrics",
+    "LLMSettings",
+    "LLMTimeout",
+    "OpenRouterClient",
+    "Overloaded",
+    "PaymentRequired",
+    "ProtocolError",
+    "RateLimited",
+    "RetryPolicy",
+    "SSEComment",
+    "SSEDecoder",
+    "SSEEvent",
+    "TotalTimeout",
+    "Usage",
+    "UpstreamUnavailable",
+    "make_http_client",
+    "parse_retry_after",
+]

@@ -1,0 +1,33 @@
+"""Configuration of the LLM client, read from the environment (see API.md)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LLMSettings(BaseSettings):
+    """Settings of the OpenRouter client.
+
+    Read from the environment variables in API.md's configuration table, and
+    constructible directly by field name: ``LLMSettings(api_key="k", base_url=...)``.
+    The key is a ``SecretStr`` so it never appears in a repr or a log line.
+    """
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    api_key: SecretStr | None = Field(default=None, validation_alias="OPENROUTER_API_KEY")
+    base_url: str = Field(
+        default="https://openrouter.ai/api/v1", validation_alias="FASTNPC_OPENROUTER_BASE_URL"
+    )
+    model: str = Field(default="z-ai/glm-4-32b", validation_alias="FASTNPC_MODEL")
+    max_concurrency: int = Field(default=64, ge=1, validation_alias="FASTNPC_LLM_MAX_CONCURRENCY")
+    max_per_user: int = Field(default=8, ge=1, validation_alias="FASTNPC_LLM_MAX_PER_USER")
+    queue_timeout: float = Field(default=10, ge=0, validation_alias="FASTNPC_LLM_QUEUE_TIMEOUT")
+    timeout: float = Field(default=30, gt=0, validation_alias="FASTNPC_LLM_TIMEOUT")
+    idle_timeout: float = Field(default=30, gt=0, validation_alias="FASTNPC_LLM_IDLE_TIMEOUT")
+    total_timeout: float = Field(default=300, gt=0, validation_alias="FASTNPC_LLM_TOTAL_TIMEOUT")
+    max_retries: int = Field(default=2, ge=0, validation_alias="FASTNPC_LLM_MAX_RETRIES")
+    retry_after_cap: float = Field(default=30, ge=0, validation_alias="FASTNPC_LLM_RETRY_AFTER_CAP")
+    referer: str | None = Field(default=None, validation_alias="FASTNPC_LLM_REFERER")
+    title: str | None = Field(default="FastNPC", validation_alias="FASTNPC_LLM_TITLE")
