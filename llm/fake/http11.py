@@ -1,0 +1,222 @@
+"""A minimal HTTP/1.1 server on trio + h11: keep-alive, streamed bodies, disconnect detection.
+
+Each connection serves requests one after another. While a handler answers, a watcher task reads
+the socket: end-of-file (or a reset) means the client went away, and the handler's cancel scope is
+cancelled so it stops sending at once. A failed send does the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+
+import h11
+import trio
+
+MAX_BODY_BYTES = 16 * 1024 * 1024
+_READ_SIZE = 65536
+_SERVER_HEADER = (b"server", b"fastnpc-fake-openrouter")
+
+
+@dataclass
+class Request:
+    """One parsed request with its whole body."""
+
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    """Lower-cased header names; the last value wins."""
+    body: bytes
+
+
+class Responder:
+    """Writes the response to one request; a vanished client cancels the handler."""
+
+    def __init__(self, conn: h11.Connection, stream: trio.SocketStream) -> None:
+        self._conn = conn
+        self._stream = stream
+        self._scope: trio.CancelScope | None = None
+        self.status: int | None = None
+        self.disconnected = False
+        self.aborted = False
+
+    @property
+    def headers_sent(self) -> bool:
+        """Whether the status line and headers went out."""
+        return self.status is not None
+
+    def client_gone(self) -> None:
+        """Record the disconnect and cancel the handler."""
+        self.disconnected = True
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def _send(self, data: bytes | None) -> None:
+        if not data or self.disconnected:
+            return
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self.client_gone()
+            await trio.lowlevel.checkpoint()  # delivers the cancellation
+
+    async def start(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+        """Send the status line and headers (chunked body unless content-length is given)."""
+        encoded = [(k.encode(), v.encode()) for k, v in headers]
+        encoded.append(_SERVER_HEADER)
+        data = self._conn.send(
+            h11.Response(status_code=status, headers=encoded, reason=_reason(status))
+        )
+        self.status = status
+        await self._send(data)
+
+    async def write(self, data: bytes) -> None:
+        """Send part of the body."""
+        await self._send(self._conn.send(h11.Data(data=data)))
+
+    async def end(self) -> None:
+        """Finish the body (the connection stays open for the next request)."""
+        await self._send(self._conn.send(h11.EndOfMessage()))
+
+    async def respond(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """Send a complete response with a content-length."""
+        await self.start(
+            status,
+            [("content-type", content_type), ("content-length", str(len(body))), *headers],
+        )
+        await self.write(body)
+        await self.end()
+
+    def abort(self) -> None:
+        """Close the connection once the handler returns, whatever was sent."""
+        self.aborted = True
+
+
+Handler = Callable[[Request, Responder], Awaitable[None]]
+ErrorHook = Callable[[Exception], None]
+
+
+async def serve_connection(
+    stream: trio.SocketStream, handler: Handler, on_error: ErrorHook
+) -> None:
+    """Serve requests on one connection until either side closes it."""
+    conn = h11.Connection(h11.SERVER)
+    async with stream:
+        while True:
+            try:
+                request = await _read_request(conn, stream)
+            except (h11.RemoteProtocolError, _BodyTooLarge) as exc:
+                await _reject(conn, stream, exc)
+                return
+            if request is None:
+                return
+            responder = Responder(conn, stream)
+            async with trio.open_nursery() as nursery:
+                responder._scope = nursery.cancel_scope
+                nursery.start_soon(_watch_for_disconnect, conn, stream, responder)
+                await _run_handler(handler, request, responder, on_error)
+                nursery.cancel_scope.cancel()
+            if responder.disconnected or responder.aborted or conn.our_state is not h11.DONE:
+                return
+            if conn.their_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+
+
+async def _run_handler(
+    handler: Handler, request: Request, responder: Responder, on_error: ErrorHook
+) -> None:
+    try:
+        await handler(request, responder)
+    except Exception as exc:  # a bug in one answer must not take the whole fake down
+        on_error(exc)
+        if responder.headers_sent:
+            responder.abort()
+        else:
+            await responder.respond(500, b'{"error":{"code":500,"message":"fake upstream bug"}}')
+
+
+async def _watch_for_disconnect(
+    conn: h11.Connection, stream: trio.SocketStream, responder: Responder
+) -> None:
+    while True:
+        try:
+            data = await stream.receive_some(_READ_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        if not data:
+            responder.client_gone()
+            return
+        conn.receive_data(data)  # a pipelined next request; h11 buffers it
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> object:
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        try:
+            if conn.they_are_waiting_for_100_continue:
+                continue_ = h11.InformationalResponse(status_code=100, headers=[])
+                await stream.send_all(conn.send(continue_) or b"")
+            data = await stream.receive_some(_READ_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        conn.receive_data(data)
+
+
+async def _read_request(conn: h11.Connection, stream: trio.SocketStream) -> Request | None:
+    event = await _next_event(conn, stream)
+    if not isinstance(event, h11.Request):
+        return None  # ConnectionClosed between requests
+    body = bytearray()
+    while True:
+        part = await _next_event(conn, stream)
+        if isinstance(part, h11.Data):
+            body += part.data
+            if len(body) > MAX_BODY_BYTES:
+                raise _BodyTooLarge
+        elif isinstance(part, h11.EndOfMessage):
+            break
+        else:
+            return None
+    target = event.target.decode("latin-1")
+    path, _, query = target.partition("?")
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
+    return Request(event.method.decode("ascii"), path, query, headers, bytes(body))
+
+
+async def _reject(conn: h11.Connection, stream: trio.SocketStream, exc: Exception) -> None:
+    if conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        return
+    status = 413 if isinstance(exc, _BodyTooLarge) else 400
+    body = b'{"error":{"code":%d,"message":"bad HTTP request"}}' % status
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    try:
+        response = h11.Response(
+            status_code=status, headers=[*headers, _SERVER_HEADER], reason=_reason(status)
+        )
+        data = conn.send(response)
+        await stream.send_all((data or b"") + (conn.send(h11.Data(data=body)) or b""))
+    except (h11.LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+        return
