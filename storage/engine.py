@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from typing import Any, Literal
 
 from sqlalchemy import Engine, create_engine, event
@@ -73,7 +75,7 @@ def _sqlite_engine(url: URL, *, pool_size: int) -> Engine:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _ensure_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
@@ -84,6 +86,28 @@ def _sqlite_engine(url: URL, *, pool_size: int) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _ensure_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the database file to WAL (persistent), waiting out concurrent switchers.
+
+    Changing the journal mode needs an exclusive lock and SQLite reports
+    "database is locked" at once instead of calling the busy handler, so
+    several processes opening a new file together retry here.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def _postgres_engine(url: URL, *, pool_size: int) -> Engine:
