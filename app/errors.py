@@ -1,0 +1,72 @@
+"""Domain errors raised by the services; `app.http_errors` is the one place mapping them to HTTP.
+
+    ApiError(status, code, message, details)
+    ├── InvalidRequest          400 invalid_request
+    ├── Unauthenticated         401 unauthenticated / invalid_credentials
+    ├── Forbidden               403 forbidden / account_disabled
+    ├── NotFound                404 not_found
+    ├── Conflict                409 conflict / username_taken / generation_in_progress
+    └── ServiceUnavailable      503 overloaded / llm_unavailable / storage_unavailable
+LLM errors (`llm.LLMError`) and storage errors are translated in `app.http_errors` too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """An error with an HTTP status and a stable snake_case code."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.details = details
+        self.retry_after = retry_after
+
+
+class InvalidRequest(ApiError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthenticated(ApiError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    code = "overloaded"

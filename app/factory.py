@@ -1,0 +1,71 @@
+"""`create_app(settings)`: the Quart-Trio app, its routes, error handlers and lifecycle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from argon2 import PasswordHasher
+from quart_schema import Info, QuartSchema
+from quart_trio import QuartTrio
+
+from app.http_errors import install_error_handlers
+from app.routes import auth, characters, chat, health
+from app.services.container import Services, run_services
+from app.settings import Settings
+
+
+def create_app(
+    settings: Settings | None = None, *, hasher: PasswordHasher | None = None
+) -> QuartTrio:
+    """Build the app. Its services start in `before_serving` and stop in `after_serving`.
+
+    `app.extensions["stop"]` is the event that begins a graceful shutdown: streams end with an
+    `error` event `shutting_down` and partial replies are saved. The CLI sets it on SIGTERM
+    before the server drains; `after_serving` sets it otherwise.
+    """
+    settings = settings or Settings()
+    app = QuartTrio("fastnpc")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    QuartSchema(
+        app,
+        info=Info(title="FastNPC", version="0.1.0"),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        security=[{"bearer": []}],
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+    )
+    install_error_handlers(app)
+    for module in (health, auth, characters, chat):
+        app.register_blueprint(module.bp)
+    _install_optional_blueprints(app)
+
+    stop = trio.Event()
+    app.extensions["stop"] = stop
+    app.extensions["settings"] = settings
+
+    @app.before_serving
+    async def start_services() -> None:
+        services: Services = await app.nursery.start(
+            lambda task_status: run_services(
+                settings, stop=stop, hasher=hasher, task_status=task_status
+            )
+        )
+        app.extensions["services"] = services
+
+    @app.after_serving
+    async def stop_services() -> None:
+        stop.set()
+
+    return app
+
+
+def _install_optional_blueprints(app: Any) -> None:
+    """Blueprints of the group/admin issue, registered once they exist."""
+    try:
+        from app.routes import admin, groups
+    except ImportError:
+        return
+    app.register_blueprint(groups.bp)
+    app.register_blueprint(admin.bp)

@@ -1,0 +1,1 @@
+"""HTTP routes: thin handlers that validate, call a service and shape the response."""

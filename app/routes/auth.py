@@ -1,0 +1,46 @@
+"""Register, login, logout, me."""
+
+from __future__ import annotations
+
+from quart import Blueprint, g
+from quart.typing import ResponseReturnValue
+from quart_schema import document_response, validate_request
+
+from app.routes.common import authenticated, current_user, no_content, services
+from app.schemas import AuthOut, Credentials, LoginIn, UserOut
+from app.views import user_view
+
+bp = Blueprint("auth", __name__, url_prefix="/api")
+
+
+@bp.post("/auth/register")
+@validate_request(Credentials)
+@document_response(AuthOut, 201)
+async def register(data: Credentials) -> ResponseReturnValue:
+    """Create an account and return a bearer token."""
+    user, token = await services().auth.register(data.username, data.password)
+    return {"user": user_view(user), "token": token}, 201
+
+
+@bp.post("/auth/login")
+@validate_request(LoginIn)
+async def login(data: LoginIn) -> ResponseReturnValue:
+    """Exchange a username and password for a bearer token."""
+    user, token = await services().auth.login(data.username, data.password)
+    return {"user": user_view(user), "token": token}
+
+
+@bp.post("/auth/logout")
+@authenticated
+async def logout() -> ResponseReturnValue:
+    """Revoke the token used for this request; it stops working at once."""
+    await services().auth.logout(g.token_hash)
+    return no_content()
+
+
+@bp.get("/me")
+@authenticated
+@document_response(UserOut)
+async def me() -> ResponseReturnValue:
+    """The authenticated user."""
+    return user_view(current_user())

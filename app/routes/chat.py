@@ -1,0 +1,101 @@
+"""One-to-one chat with a character."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint
+from quart.typing import ResponseReturnValue
+from quart_schema import document_response, validate_querystring, validate_request
+
+from app.errors import InvalidRequest
+from app.routes.common import authenticated, current_user, no_content, run_response, services
+from app.schemas import (
+    ChatIn,
+    ChatOut,
+    HistoryQuery,
+    MemoryList,
+    MessagePage,
+    QueuedOut,
+    StoppedOut,
+)
+from app.views import memory_view, message_view, parse_id
+
+bp = Blueprint("chat", __name__, url_prefix="/api/characters/<character_id>/chat")
+
+
+def _reply_shape(result: dict[str, Any]) -> dict[str, Any]:
+    return result
+
+
+@bp.post("")
+@authenticated
+@validate_request(ChatIn)
+@document_response(ChatOut)
+async def send(character_id: str, data: ChatIn) -> ResponseReturnValue:
+    """[stream] Send a message; `user_message`, `delta`…, `reply`, `done`."""
+    run = await services().chat.send(current_user().id, parse_id(character_id), data.content)
+    return await run_response(run, _reply_shape)
+
+
+@bp.post("/stop")
+@authenticated
+@document_response(StoppedOut)
+async def stop(character_id: str) -> ResponseReturnValue:
+    """Cancel the running generation; its partial text is stored as `interrupted`."""
+    stopped = await services().chat.stop(current_user().id, parse_id(character_id))
+    return {"stopped": stopped}
+
+
+@bp.post("/regenerate")
+@authenticated
+@document_response(ChatOut)
+async def regenerate(character_id: str) -> ResponseReturnValue:
+    """[stream] Replace the last assistant reply with a new one."""
+    run = await services().chat.regenerate(current_user().id, parse_id(character_id))
+    return await run_response(run, lambda result: {"reply": result["reply"]})
+
+
+@bp.get("/messages")
+@authenticated
+@validate_querystring(HistoryQuery)
+@document_response(MessagePage)
+async def history(character_id: str, query_args: HistoryQuery) -> ResponseReturnValue:
+    """Paginated history, newest last within a page; `before` is exclusive."""
+    before = None
+    if query_args.before is not None:
+        before = parse_id(query_args.before)
+        if before is None:
+            raise InvalidRequest("`before` is not a message id")
+    page = await services().chat.history(
+        current_user().id, parse_id(character_id), limit=query_args.limit, before=before
+    )
+    return {
+        "items": [message_view(m) for m in page.items],
+        "next_before": None if page.next_before is None else str(page.next_before),
+    }
+
+
+@bp.delete("")
+@authenticated
+async def clear(character_id: str) -> ResponseReturnValue:
+    """Delete the conversation's messages and memories."""
+    await services().chat.clear(current_user().id, parse_id(character_id))
+    return no_content()
+
+
+@bp.get("/memories")
+@authenticated
+@document_response(MemoryList)
+async def memories(character_id: str) -> ResponseReturnValue:
+    items = await services().chat.memories(current_user().id, parse_id(character_id))
+    return {"items": [memory_view(m) for m in items]}
+
+
+@bp.post("/compress")
+@authenticated
+@document_response(QueuedOut, 202)
+async def compress(character_id: str) -> ResponseReturnValue:
+    """Ask for memory compression now."""
+    queued = await services().chat.compress(current_user().id, parse_id(character_id))
+    return {"queued": queued}, 202

@@ -1,0 +1,66 @@
+"""What every route module uses: the services, the authenticated user, JSON-or-SSE replies."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar, cast
+
+from quart import Response, current_app, g, request
+from quart.typing import ResponseReturnValue
+
+from app.errors import Forbidden
+from app.services.container import Services
+from app.services.runs import Run
+from app.sse import event_stream, wants_stream
+from storage.records import User
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def services() -> Services:
+    return cast(Services, current_app.extensions["services"])
+
+
+def current_user() -> User:
+    return cast(User, g.user)
+
+
+def authenticated(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Resolve the bearer token to a user (401 otherwise) before anything else runs."""
+
+    @wraps(handler)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        user, token_hash = await services().auth.authenticate(request.headers.get("Authorization"))
+        g.user = user
+        g.token_hash = token_hash
+        return await handler(*args, **kwargs)
+
+    return wrapper
+
+
+def admin_only(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """403 for an authenticated non-admin (use under `authenticated`)."""
+
+    @wraps(handler)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if not current_user().is_admin:
+            raise Forbidden("administrators only")
+        return await handler(*args, **kwargs)
+
+    return wrapper
+
+
+async def run_response(
+    run: Run, shape: Callable[[Any], Any], *, status: int = 200
+) -> ResponseReturnValue:
+    """SSE relay of the run's events when asked for, else wait and answer with JSON."""
+    if wants_stream():
+        return event_stream(run.events, ping_interval=services().settings.sse_ping_interval)
+    result = await run.wait()
+    return shape(result), status
+
+
+def no_content() -> Response:
+    return Response(b"", status=204)

@@ -1,0 +1,47 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from quart import Blueprint, Response
+from quart.typing import ResponseReturnValue
+
+from app.routes.common import services
+from storage import StorageError
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+async def healthz() -> ResponseReturnValue:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@bp.get("/readyz")
+async def readyz() -> ResponseReturnValue:
+    """200 when the database answers and background services run; 503 otherwise."""
+    svc = services()
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        await svc.db.ping()
+        checks["database"] = "ok"
+    except StorageError as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+        ready = False
+    health = svc.health()
+    checks.update(health.checks)
+    ready = ready and health.ok and not svc.shutting_down.is_set()
+    if svc.shutting_down.is_set():
+        checks["server"] = "shutting_down"
+    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    return body, 200 if ready else 503
+
+
+@bp.get("/metrics")
+async def metrics() -> Response:
+    """Prometheus text exposition."""
+    return Response(generate_latest(services().registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,155 @@
+"""Request and response bodies (pydantic): validation and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Credentials(_In):
+    username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
+    password: str = Field(min_length=8, max_length=256)
+
+
+class LoginIn(_In):
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class CharacterIn(_In):
+    name: str = Field(min_length=1, max_length=100)
+    profile: dict[str, Any] | None = None
+
+
+class CharacterPatch(_In):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    profile: dict[str, Any] | None = None
+
+
+class GenerateIn(_In):
+    name: str = Field(min_length=1, max_length=100)
+    source_text: str | None = Field(default=None, max_length=20_000)
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class RegenerateIn(_In):
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ChatIn(_In):
+    content: str = Field(min_length=1, max_length=8_000)
+
+
+class HistoryQuery(BaseModel):
+    limit: int = Field(default=50, ge=1, le=200)
+    before: str | None = None
+
+
+class GroupIn(_In):
+    name: str = Field(min_length=1, max_length=100)
+    character_ids: list[str] = Field(min_length=2, max_length=8)
+    strategy: Literal["moderator", "round_robin", "all"] = "moderator"
+    max_speakers: int = Field(default=2, ge=1, le=8)
+
+
+class GroupPatch(_In):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    character_ids: list[str] | None = Field(default=None, min_length=2, max_length=8)
+    strategy: Literal["moderator", "round_robin", "all"] | None = None
+    max_speakers: int | None = Field(default=None, ge=1, le=8)
+
+
+class GroupMemoriesQuery(BaseModel):
+    character_id: str | None = None
+
+
+class AdminUserPatch(_In):
+    disabled: bool | None = None
+    is_admin: bool | None = None
+
+
+class LimitsIn(_In):
+    max_concurrency: int = Field(ge=1, le=1000)
+
+
+# ---- responses (documentation)
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    is_admin: bool
+    disabled: bool
+    created_at: str
+
+
+class AuthOut(BaseModel):
+    user: UserOut
+    token: str
+
+
+class CharacterOut(BaseModel):
+    id: str
+    name: str
+    status: Literal["ready", "partial"]
+    profile: dict[str, dict[str, Any] | None]
+    created_at: str
+    updated_at: str
+
+
+class CharacterList(BaseModel):
+    items: list[CharacterOut]
+
+
+class MessageOut(BaseModel):
+    id: str
+    role: Literal["user", "assistant"]
+    content: str
+    character_id: str | None
+    status: Literal["complete", "interrupted", "error"]
+    created_at: str
+
+
+class ChatOut(BaseModel):
+    user_message: MessageOut | None
+    reply: MessageOut | None
+
+
+class MessagePage(BaseModel):
+    items: list[MessageOut]
+    next_before: str | None
+
+
+class MemoryOut(BaseModel):
+    id: str
+    kind: Literal["short_term", "long_term"]
+    content: str
+    created_at: str
+    character_id: str | None = None
+
+
+class MemoryList(BaseModel):
+    items: list[MemoryOut]
+
+
+class StoppedOut(BaseModel):
+    stopped: bool
+
+
+class QueuedOut(BaseModel):
+    queued: bool
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,1 @@
+"""Domain services (no web framework here): auth, characters, chat, groups, memory, admin."""

@@ -1,0 +1,188 @@
+"""Characters: CRUD and generation of the eight profile categories concurrently."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import trio
+
+import llm
+from app.errors import InvalidRequest, NotFound
+from app.services.profile import (
+    CATEGORIES,
+    DESCRIPTIONS,
+    GENERATION_SCHEMAS,
+    ProfileError,
+    validate_partial_profile,
+)
+from app.services.prompts import generation_prompt
+from app.services.runs import Run, RunRegistry
+from app.views import character_view
+from storage import Database, characters
+from storage.records import Character
+
+
+class AllCategoriesFailed(llm.LLMError):
+    """Every category failed to generate: no character is created."""
+
+
+class CharacterService:
+    """Character CRUD plus generation runs in the service nursery."""
+
+    def __init__(self, db: Database, client: llm.OpenRouterClient, runs: RunRegistry) -> None:
+        self._db = db
+        self._client = client
+        self._runs = runs
+
+    async def get(self, user_id: int, character_id: int | None) -> Character:
+        character = None
+        if character_id is not None:
+            character = await self._db.read(characters.get_character, user_id, character_id)
+        if character is None:
+            raise NotFound("no such character")
+        return character
+
+    async def list(self, user_id: int) -> list[Character]:
+        return await self._db.read(characters.list_characters, user_id)
+
+    async def create(self, user_id: int, name: str, profile: Mapping[str, Any] | None) -> Character:
+        full: dict[str, dict[str, Any] | None] = dict.fromkeys(CATEGORIES)
+        full.update(_validated(profile or {}))
+        return await self._db.write(characters.create_character, user_id, name, full)
+
+    async def update(
+        self,
+        user_id: int,
+        character_id: int | None,
+        *,
+        name: str | None,
+        profile: Mapping[str, Any] | None,
+    ) -> Character:
+        validated = _validated(profile) if profile is not None else None
+        character = None
+        if character_id is not None:
+            character = await self._db.write(
+                characters.update_character, user_id, character_id, name=name, profile=validated
+            )
+        if character is None:
+            raise NotFound("no such character")
+        return character
+
+    async def delete(self, user_id: int, character_id: int | None) -> None:
+        deleted = character_id is not None and await self._db.write(
+            characters.delete_character, user_id, character_id
+        )
+        if not deleted:
+            raise NotFound("no such character")
+
+    async def _category(
+        self,
+        run: Run,
+        user_id: int,
+        name: str,
+        category: str,
+        *,
+        source_text: str | None,
+        known: dict[str, Any] | None,
+        model: str | None,
+        results: dict[str, dict[str, Any] | None],
+    ) -> None:
+        messages = generation_prompt(
+            name, category, DESCRIPTIONS[category], source_text=source_text, known=known
+        )
+        try:
+            value = await self._client.structured(
+                messages, GENERATION_SCHEMAS[category], model=model, user=str(user_id)
+            )
+        except llm.LLMError as exc:
+            results[category] = None
+            run.publish("category", {"category": category, "status": "failed", "error": str(exc)})
+            if isinstance(exc, llm.Overloaded):
+                raise
+            return
+        results[category] = value.model_dump()
+        run.publish("category", {"category": category, "status": "ok", "data": results[category]})
+
+    def start_generation(
+        self, user_id: int, name: str, *, source_text: str | None, model: str | None
+    ) -> Run:
+        """Generate all eight categories concurrently: as long as the slowest one, not the sum."""
+
+        async def body(run: Run) -> Character:
+            results: dict[str, dict[str, Any] | None] = {}
+            with run.cancel_scope:
+                async with trio.open_nursery() as nursery:
+                    for category in CATEGORIES:
+                        nursery.start_soon(
+                            lambda c=category: self._category(
+                                run,
+                                user_id,
+                                name,
+                                c,
+                                source_text=source_text,
+                                known=None,
+                                model=model,
+                                results=results,
+                            )
+                        )
+            if run.cancel_scope.cancelled_caught:
+                raise llm.LLMError("character generation was cancelled")
+            if all(results.get(c) is None for c in CATEGORIES):
+                raise AllCategoriesFailed("every profile category failed to generate")
+            profile = {c: results.get(c) for c in CATEGORIES}
+            with trio.CancelScope(shield=True):
+                character = await self._db.write(
+                    characters.create_character, user_id, name, profile, source_text=source_text
+                )
+            run.publish("character", character_view(character))
+            return character
+
+        return self._runs.start(("character", user_id, secrets.token_hex(8)), body)
+
+    async def start_regeneration(
+        self, user_id: int, character_id: int | None, category: str, *, model: str | None
+    ) -> Run:
+        character = await self.get(user_id, character_id)
+        if category not in CATEGORIES:
+            raise NotFound("no such category")
+
+        async def body(run: Run) -> Character:
+            results: dict[str, dict[str, Any] | None] = {}
+            known = {c: v for c, v in character.profile.items() if v and c != category}
+            with run.cancel_scope:
+                await self._category(
+                    run,
+                    user_id,
+                    character.name,
+                    category,
+                    source_text=character.source_text,
+                    known=known,
+                    model=model,
+                    results=results,
+                )
+            if run.cancel_scope.cancelled_caught:
+                raise llm.LLMError("regeneration was cancelled")
+            if results.get(category) is None:
+                raise AllCategoriesFailed(f"the {category} category failed to generate")
+            with trio.CancelScope(shield=True):
+                updated = await self._db.write(
+                    characters.update_character,
+                    user_id,
+                    character.id,
+                    profile={category: results[category]},
+                )
+            if updated is None:
+                raise NotFound("the character was deleted meanwhile")
+            run.publish("character", character_view(updated))
+            return updated
+
+        return self._runs.start(("character", user_id, secrets.token_hex(8)), body)
+
+
+def _validated(profile: Mapping[str, Any]) -> dict[str, dict[str, Any] | None]:
+    try:
+        return validate_partial_profile(dict(profile))
+    except ProfileError as exc:
+        raise InvalidRequest("the profile failed validation", details=exc.errors) from None

@@ -1,0 +1,126 @@
+"""The composition root: one task owns the process's long-lived things (DESIGN idiom 1)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import trio
+from argon2 import PasswordHasher
+from prometheus_client import CollectorRegistry
+
+import llm
+from app.services.auth import AuthService
+from app.services.characters import CharacterService
+from app.services.chat import ChatService
+from app.services.generations import GenerationTracker
+from app.services.memory import MemoryService
+from app.services.runs import RunRegistry
+from app.settings import Settings
+from storage import Database, open_database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Health:
+    ok: bool
+    checks: dict[str, Any]
+
+
+@dataclass
+class Services:
+    """Everything a request handler may use; built once by `run_services`."""
+
+    settings: Settings
+    db: Database
+    limiter: llm.LLMLimiter
+    metrics: llm.LLMMetrics
+    client: llm.OpenRouterClient
+    registry: CollectorRegistry
+    runs: RunRegistry
+    tracker: GenerationTracker
+    auth: AuthService
+    characters: CharacterService
+    chat: ChatService
+    memory: MemoryService
+    shutting_down: trio.Event = field(default_factory=trio.Event)
+
+    def health(self) -> Health:
+        """Background services' state, for /readyz."""
+        checks: dict[str, Any] = {}
+        ok = True
+        for name, report in self.memory.health().items():
+            checks[name] = report
+            ok = ok and report.get("status") == "ok"
+        return Health(ok, checks)
+
+
+async def run_services(
+    settings: Settings,
+    *,
+    stop: trio.Event,
+    hasher: PasswordHasher | None = None,
+    task_status: trio.TaskStatus[Services] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Open the database and the HTTP client, start background work, report ready, serve until
+    `stop` is set, then stop generations (saving partial text) within `shutdown_grace`."""
+    registry = CollectorRegistry()
+    metrics = llm.LLMMetrics(registry)
+    limiter = llm.LLMLimiter(
+        settings.llm.max_concurrency,
+        per_user=settings.llm.max_per_user,
+        queue_timeout=settings.llm.queue_timeout,
+    )
+    async with (
+        open_database(settings.database_url, pool_size=settings.db_pool_size) as db,
+        llm.make_http_client(settings.llm) as http,
+        trio.open_nursery() as background,
+        trio.open_nursery() as generations_nursery,
+    ):
+        client = llm.OpenRouterClient(http, limiter, settings.llm, metrics)
+        runs = RunRegistry(generations_nursery)
+        tracker = GenerationTracker(db)
+        memory = MemoryService(
+            db,
+            trigger=settings.memory_trigger_messages,
+            keep_recent=settings.memory_keep_recent,
+        )
+        auth = AuthService(
+            db,
+            token_ttl=timedelta(seconds=settings.token_ttl_seconds),
+            hash_concurrency=settings.password_hash_concurrency,
+            hasher=hasher,
+        )
+        services = Services(
+            settings=settings,
+            db=db,
+            limiter=limiter,
+            metrics=metrics,
+            client=client,
+            registry=registry,
+            runs=runs,
+            tracker=tracker,
+            auth=auth,
+            characters=CharacterService(db, client, runs),
+            chat=ChatService(
+                db, client, runs, tracker, memory, prompt_budget=settings.prompt_token_budget
+            ),
+            memory=memory,
+        )
+        if settings.admin_username and settings.admin_password:
+            await auth.ensure_admin(
+                settings.admin_username, settings.admin_password.get_secret_value()
+            )
+        await background.start(tracker.run)
+        task_status.started(services)
+
+        await stop.wait()
+        services.shutting_down.set()
+        runs.stop_all("shutting_down")
+        with trio.move_on_after(settings.shutdown_grace):
+            await runs.wait_idle()
+        background.cancel_scope.cancel()
+        generations_nursery.cancel_scope.cancel()

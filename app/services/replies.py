@@ -1,0 +1,59 @@
+"""Streaming one character reply into a run's event log, and saving what came of it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+import llm
+from app.services.runs import Run
+
+SAVE_GRACE_SECONDS = 10.0
+
+
+@dataclass
+class ReplyOutcome:
+    text: str
+    status: str  # complete | interrupted | error
+    error: llm.LLMError | None
+
+
+async def stream_reply(
+    client: llm.OpenRouterClient,
+    run: Run,
+    messages: Sequence[llm.ChatMessage],
+    *,
+    user: str,
+    tag: dict[str, Any],
+    cancel_scope: trio.CancelScope,
+) -> ReplyOutcome:
+    """Relay the model's deltas into `run` as `delta` events tagged with `tag`.
+
+    Runs inside `cancel_scope`: cancelling it (stop, shutdown) ends the stream and the partial
+    text comes back with status `interrupted`. A provider failure comes back as `error` with the
+    partial text; it is never presented as a normal reply.
+    """
+    parts: list[str] = []
+    error: llm.LLMError | None = None
+    with cancel_scope:
+        try:
+            async with client.stream(messages, user=user) as stream:
+                async for delta in stream:
+                    parts.append(delta)
+                    run.publish("delta", {**tag, "text": delta})
+        except llm.LLMError as exc:
+            error = exc
+    text = "".join(parts)
+    if cancel_scope.cancelled_caught:
+        return ReplyOutcome(text, "interrupted", None)
+    if error is not None:
+        return ReplyOutcome(text, "error", error)
+    return ReplyOutcome(text, "complete", None)
+
+
+def shielded_save() -> trio.CancelScope:
+    """A bounded, shielded scope for writes that must survive cancellation."""
+    return trio.move_on_after(SAVE_GRACE_SECONDS, shield=True)

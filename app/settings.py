@@ -1,0 +1,30 @@
+"""Service settings, read from the environment (names in API.md's configuration table)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from llm import LLMSettings
+
+
+class Settings(BaseSettings):
+    """Everything the composition root needs; the LLM part is `llm.LLMSettings`."""
+
+    model_config = SettingsConfigDict(env_prefix="FASTNPC_", extra="ignore")
+
+    database_url: str = "sqlite:///./fastnpc.db"
+    max_body_bytes: int = Field(default=262_144, ge=1024)
+    memory_trigger_messages: int = Field(default=40, ge=2)
+    memory_keep_recent: int = Field(default=10, ge=0)
+    memory_short_term_budget: int = Field(default=20, ge=1)
+    memory_workers: int = Field(default=2, ge=1)
+    admin_username: str | None = None
+    admin_password: SecretStr | None = None
+    token_ttl_seconds: int = Field(default=30 * 24 * 3600, ge=60)
+    password_hash_concurrency: int = Field(default=4, ge=1)
+    prompt_token_budget: int = Field(default=6000, ge=256)
+    sse_ping_interval: float = Field(default=15.0, gt=0)
+    shutdown_grace: float = Field(default=5.0, ge=0)
+    db_pool_size: int = Field(default=10, ge=1)
+    llm: LLMSettings = Field(default_factory=LLMSettings)

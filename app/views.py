@@ -1,0 +1,78 @@
+"""Records → the JSON shapes of API.md (ids as strings, timestamps ISO 8601 UTC with `Z`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from storage.records import Character, Group, Memory, Message, User
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def user_view(user: User) -> dict[str, Any]:
+    return {
+        "id": str(user.id),
+        "username": user.username,
+        "is_admin": user.is_admin,
+        "disabled": user.disabled,
+        "created_at": iso(user.created_at),
+    }
+
+
+def character_view(character: Character) -> dict[str, Any]:
+    return {
+        "id": str(character.id),
+        "name": character.name,
+        "status": character.status,
+        "profile": character.profile,
+        "has_source_text": character.source_text is not None,
+        "created_at": iso(character.created_at),
+        "updated_at": iso(character.updated_at),
+    }
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    status = "interrupted" if message.status == "streaming" else message.status
+    return {
+        "id": str(message.id),
+        "role": message.role,
+        "content": message.content,
+        "character_id": None if message.character_id is None else str(message.character_id),
+        "status": status,
+        "compressed": message.compressed,
+        "created_at": iso(message.created_at),
+    }
+
+
+def memory_view(memory: Memory, *, with_character: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": str(memory.id),
+        "kind": memory.kind,
+        "content": memory.content,
+        "importance": memory.importance,
+        "created_at": iso(memory.created_at),
+    }
+    if with_character:
+        view["character_id"] = None if memory.character_id is None else str(memory.character_id)
+    return view
+
+
+def group_view(group: Group) -> dict[str, Any]:
+    return {
+        "id": str(group.id),
+        "name": group.name,
+        "character_ids": [str(c) for c in group.character_ids],
+        "strategy": group.strategy,
+        "max_speakers": group.max_speakers,
+        "created_at": iso(group.created_at),
+    }
+
+
+def parse_id(raw: str | None) -> int | None:
+    """An opaque id from a path or body; None when it cannot name anything."""
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return None
+    return int(raw)
