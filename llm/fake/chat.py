@@ -51,10 +51,14 @@ class _Plan:
 async def answer_chat(fake: FakeUpstream, request: Request, out: Responder) -> None:
     """Answer one chat-completions request like OpenRouter would, and record it."""
     record = fake.begin(request.method, request.path, request.headers)
+    out.on_complete = lambda: fake.end(record, status=out.status, disconnected=False)
     try:
         await _answer(fake, request, out, record)
     finally:
-        fake.end(record, status=out.status, disconnected=out.disconnected)
+        if not record.finished:
+            fake.end(record, status=out.status, disconnected=out.disconnected)
+        elif out.disconnected and not record.disconnected:
+            fake.amend_disconnected(record)  # the completing write itself failed
 
 
 async def _error(out: Responder, status: int, message: str) -> None:
@@ -236,8 +240,7 @@ async def _stream(fake: FakeUpstream, out: Responder, record: RecordedRequest, p
     await out.start(200, _response_headers(plan, "text/event-stream"))
     fake.notify()
     if fault is not None and kind == "error_only":
-        await out.write(encoder.error(fault.error_code(), fault.error_message(), fault.metadata))
-        await out.end()
+        await out.finish(encoder.error(fault.error_code(), fault.error_message(), fault.metadata))
         return
     await _think(out, encoder, plan, keepalives=fault is None or fault.keepalives)
     if fault is not None and kind == "hang":
@@ -249,22 +252,20 @@ async def _stream(fake: FakeUpstream, out: Responder, record: RecordedRequest, p
         pieces = pieces[: fault.after_chunks]
     await _send_pieces(fake, out, record, encoder, pieces, plan.tokens_per_second)
     if fault is not None and kind == "mid_stream_error":
-        await out.write(encoder.error(fault.error_code(), fault.error_message(), fault.metadata))
-        await out.end()
+        await out.finish(encoder.error(fault.error_code(), fault.error_message(), fault.metadata))
     elif kind == "hang_after":
         await trio.sleep_forever()
     elif fault is not None and kind == "truncate":
         if fault.graceful:
-            await out.end()
+            await out.finish()
         else:
             out.abort()
     else:
-        await out.write(
+        await out.finish(
             encoder.finish(plan.finish_reason)
             + encoder.usage(plan.usage, empty_choices=plan.empty_usage_choices)
             + encoder.done
         )
-        await out.end()
 
 
 async def _send_pieces(
@@ -352,5 +353,5 @@ async def _complete(
         await out.write(body[: len(body) // 2])
         out.abort()
         return
-    await out.respond(200, body, headers=headers[1:])
     _sent(fake, record, len(pieces))
+    await out.respond(200, body, headers=headers[1:])

@@ -41,6 +41,8 @@ class Responder:
         self.status: int | None = None
         self.disconnected = False
         self.aborted = False
+        self.on_complete: Callable[[], None] | None = None
+        """Called right before the write that completes the response."""
 
     @property
     def headers_sent(self) -> bool:
@@ -62,23 +64,37 @@ class Responder:
             self.client_gone()
             await trio.lowlevel.checkpoint()  # delivers the cancellation
 
-    async def start(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
-        """Send the status line and headers (chunked body unless content-length is given)."""
+    def _head(self, status: int, headers: Sequence[tuple[str, str]]) -> bytes:
         encoded = [(k.encode(), v.encode()) for k, v in headers]
         encoded.append(_SERVER_HEADER)
-        data = self._conn.send(
-            h11.Response(status_code=status, headers=encoded, reason=_reason(status))
-        )
+        response = h11.Response(status_code=status, headers=encoded, reason=_reason(status))
         self.status = status
-        await self._send(data)
+        return self._conn.send(response) or b""
+
+    def _completing(self) -> None:
+        if self.on_complete is not None:
+            self.on_complete()
+
+    async def start(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+        """Send the status line and headers (chunked body unless content-length is given)."""
+        await self._send(self._head(status, headers))
 
     async def write(self, data: bytes) -> None:
         """Send part of the body."""
         await self._send(self._conn.send(h11.Data(data=data)))
 
-    async def end(self) -> None:
-        """Finish the body (the connection stays open for the next request)."""
-        await self._send(self._conn.send(h11.EndOfMessage()))
+    async def finish(self, data: bytes = b"") -> None:
+        """Send the last part of the body and its end in one write; the connection stays open.
+
+        ``on_complete`` runs just before, so whoever reads the response sees the completion
+        already recorded.
+        """
+        payload = b""
+        if data:
+            payload += self._conn.send(h11.Data(data=data)) or b""
+        payload += self._conn.send(h11.EndOfMessage()) or b""
+        self._completing()
+        await self._send(payload)
 
     async def respond(
         self,
@@ -88,13 +104,13 @@ class Responder:
         content_type: str = "application/json",
         headers: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Send a complete response with a content-length."""
-        await self.start(
-            status,
-            [("content-type", content_type), ("content-length", str(len(body))), *headers],
-        )
-        await self.write(body)
-        await self.end()
+        """Send a complete response with a content-length, in one write."""
+        all_headers = [("content-type", content_type), ("content-length", str(len(body)))]
+        payload = self._head(status, [*all_headers, *headers])
+        payload += self._conn.send(h11.Data(data=body)) or b""
+        payload += self._conn.send(h11.EndOfMessage()) or b""
+        self._completing()
+        await self._send(payload)
 
     def abort(self) -> None:
         """Close the connection once the handler returns, whatever was sent."""

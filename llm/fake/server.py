@@ -34,11 +34,18 @@ async def serve_fake_upstream(
         host=host,
         port=listeners[0].socket.getsockname()[1],
     )
-    handler = partial(_route, fake)
-    serve = partial(serve_connection, handler=handler, on_error=fake.record_internal_error)
     async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, serve, listeners)
+        await nursery.start(trio.serve_listeners, partial(_connection, fake), listeners)
         task_status.started(fake)
+
+
+async def _connection(fake: FakeUpstream, stream: trio.SocketStream) -> None:
+    fake.connections_total += 1
+    fake.connections_open += 1
+    try:
+        await serve_connection(stream, partial(_route, fake), fake.record_internal_error)
+    finally:
+        fake.connections_open -= 1
 
 
 async def _route(fake: FakeUpstream, request: Request, out: Responder) -> None:

@@ -62,6 +62,8 @@ class FakeUpstream:
     active: int = 0
     max_active: int = 0
     requests_total: int = 0
+    connections_total: int = 0
+    connections_open: int = 0
     completed: int = 0
     disconnects: int = 0
     chunks_sent: int = 0
@@ -129,6 +131,13 @@ class FakeUpstream:
             self.statuses[status] += 1
         self.notify()
 
+    def amend_disconnected(self, record: RecordedRequest) -> None:
+        """The client vanished during the write that completed ``record``."""
+        record.disconnected = True
+        self.completed -= 1
+        self.disconnects += 1
+        self.notify()
+
     def record_internal_error(self, exc: Exception) -> None:
         """Keep the traceback of a bug in the fake (the request got a 500 or a cut connection)."""
         self.internal_errors.append("".join(traceback.format_exception(exc)))
@@ -138,6 +147,8 @@ class FakeUpstream:
         """Counters for ``GET /_fake/stats``."""
         return {
             "requests_total": self.requests_total,
+            "connections_total": self.connections_total,
+            "connections_open": self.connections_open,
             "active": self.active,
             "max_active": self.max_active,
             "completed": self.completed,
@@ -159,5 +170,6 @@ class FakeUpstream:
         self.internal_errors.clear()
         self.statuses.clear()
         self.requests_total = self.completed = self.disconnects = self.chunks_sent = 0
+        self.connections_total = self.connections_open
         self.max_active = self.active
         self.notify()
