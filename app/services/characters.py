@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import trio
@@ -116,11 +117,12 @@ class CharacterService:
                 async with trio.open_nursery() as nursery:
                     for category in CATEGORIES:
                         nursery.start_soon(
-                            lambda c=category: self._category(
+                            partial(
+                                self._category,
                                 run,
                                 user_id,
                                 name,
-                                c,
+                                category,
                                 source_text=source_text,
                                 known=None,
                                 model=model,

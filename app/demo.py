@@ -1,0 +1,219 @@
+"""`fastnpc demo`: a guided tour on a temporary SQLite database, in the terminal with rich.
+
+It starts the server in-process (with the built-in fake LLM unless OPENROUTER_API_KEY is set),
+then registers a user, generates a character with a live eight-category display, streams a chat
+reply token by token, plays one group turn with interleaved speakers, and times ten concurrent
+chats against what a serial server would take. Everything it made is removed at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from pydantic import SecretStr
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from app.factory import create_app
+from app.server import serve
+from app.services.profile import CATEGORIES
+from app.settings import Settings
+from llm import LLMSettings, SSEDecoder, SSEEvent
+from llm.fake import FakeBehaviour, serve_fake_upstream
+
+SPEAKER_STYLES = ("cyan", "magenta", "green", "yellow")
+
+
+async def sse_events(
+    client: httpx.AsyncClient, path: str, body: Any, headers: dict[str, str]
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """POST and yield (event, data) pairs from the SSE response."""
+    decoder = SSEDecoder()
+    request_headers = {**headers, "Accept": "text/event-stream"}
+    async with client.stream("POST", path, json=body, headers=request_headers) as response:
+        if response.status_code != 200:
+            await response.aread()
+            raise RuntimeError(f"{path}: {response.status_code} {response.text}")
+        async for chunk in response.aiter_bytes():
+            for item in decoder.feed(chunk):
+                if isinstance(item, SSEEvent):
+                    yield item.event, json.loads(item.data)
+
+
+class Tour:
+    def __init__(self, console: Console, client: httpx.AsyncClient) -> None:
+        self.console = console
+        self.client = client
+        self.headers: dict[str, str] = {}
+
+    async def post(self, path: str, body: Any) -> Any:
+        r = await self.client.post(path, json=body, headers=self.headers)
+        r.raise_for_status()
+        return r.json()
+
+    async def register(self) -> None:
+        name = f"demo_{secrets.token_hex(3)}"
+        body = await self.post(
+            "/api/auth/register", {"username": name, "password": "demo-pass-123"}
+        )
+        self.headers = {"Authorization": f"Bearer {body['token']}"}
+        self.console.print(f"[bold]1.[/] Registered [green]{name}[/] and got a bearer token.")
+
+    async def generate(self) -> dict[str, Any]:
+        self.console.print("[bold]2.[/] Generating a character: eight categories at once…")
+        status = dict.fromkeys(CATEGORIES, "…")
+        started = time.perf_counter()
+
+        def table() -> Table:
+            t = Table(show_header=True, header_style="bold")
+            t.add_column("category")
+            t.add_column("status")
+            for category, state in status.items():
+                t.add_row(category, state)
+            return t
+
+        character: dict[str, Any] = {}
+        with Live(table(), console=self.console, refresh_per_second=20) as live:
+            body = {"name": "Captain Ilsa", "source_text": "A retired airship captain."}
+            async for name, data in sse_events(
+                self.client, "/api/characters/generate", body, self.headers
+            ):
+                if name == "category":
+                    elapsed = time.perf_counter() - started
+                    ok = data["status"] == "ok"
+                    mark = "[green]ok[/]" if ok else "[red]failed[/]"
+                    status[data["category"]] = f"{mark} at {elapsed:.2f} s"
+                    live.update(table())
+                elif name == "character":
+                    character = data
+                elif name == "error":
+                    raise RuntimeError(data["message"])
+        took = time.perf_counter() - started
+        self.console.print()
+        self.console.print(f"   {character['name']} is {character['status']} after {took:.2f} s.")
+        return character
+
+    async def chat(self, character: dict[str, Any]) -> None:
+        self.console.print("[bold]3.[/] Streaming a reply token by token:")
+        self.console.print("   [dim]you:[/] What did you see on your last voyage?")
+        self.console.print(f"   [cyan]{character['name']}:[/] ", end="")
+        path = f"/api/characters/{character['id']}/chat"
+        body = {"content": "What did you see on your last voyage?"}
+        async for name, data in sse_events(self.client, path, body, self.headers):
+            if name == "delta":
+                self.console.print(data["text"], end="", markup=False, highlight=False)
+        self.console.print()
+
+    async def group(self, first: dict[str, Any]) -> None:
+        self.console.print("[bold]4.[/] A group turn: three characters answer at the same time.")
+        others = [
+            await self.post("/api/characters", {"name": name})
+            for name in ("Brother Oswin", "Tamsin the Quick")
+        ]
+        members = [first, *others]
+        names = {m["id"]: m["name"] for m in members}
+        styles = {m["id"]: SPEAKER_STYLES[i] for i, m in enumerate(members)}
+        group = await self.post(
+            "/api/groups",
+            {
+                "name": "The tavern",
+                "character_ids": list(names),
+                "strategy": "all",
+                "max_speakers": 3,
+            },
+        )
+        path = f"/api/groups/{group['id']}/messages"
+        body = {"content": "A storm is coming. What do we do?"}
+        current = None
+        async for name, data in sse_events(self.client, path, body, self.headers):
+            if name == "delta":
+                speaker = data["character_id"]
+                if speaker != current:
+                    self.console.print()
+                    self.console.print(f"   [{styles[speaker]}]{names[speaker]}:[/] ", end="")
+                    current = speaker
+                self.console.print(data["text"], end="", markup=False, highlight=False)
+        self.console.print()
+
+    async def concurrent(self) -> None:
+        self.console.print("[bold]5.[/] Ten users chat at once:")
+        timings: list[float] = []
+
+        async def one(i: int) -> None:
+            character = await self.post("/api/characters", {"name": f"Villager {i}"})
+            started = time.perf_counter()
+            await self.post(f"/api/characters/{character['id']}/chat", {"content": "Good day!"})
+            timings.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            for i in range(10):
+                nursery.start_soon(one, i)
+        wall = time.perf_counter() - started
+        serial = sum(timings)
+        self.console.print(
+            f"   10 chats took [green]{wall:.2f} s[/] together; one after another they would take "
+            f"{serial:.2f} s ({serial / wall:.1f}× faster)."
+        )
+
+
+async def _tour(console: Console, port: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="fastnpc-demo-") as tmp:
+        async with trio.open_nursery() as nursery:
+            llm_settings = LLMSettings()
+            if llm_settings.api_key is None:
+                fake = await nursery.start(
+                    lambda task_status: serve_fake_upstream(
+                        behaviour=FakeBehaviour(
+                            first_token_delay=0.6, tokens=60, tokens_per_second=40
+                        ),
+                        task_status=task_status,
+                    )
+                )
+                llm_settings = LLMSettings(api_key=SecretStr("fake"), base_url=fake.base_url)
+                console.print(f"[dim]Using the built-in fake LLM at {fake.base_url}[/]")
+            else:
+                console.print(f"[dim]Using the real provider at {llm_settings.base_url}[/]")
+            settings = Settings(database_url=f"sqlite:///{Path(tmp) / 'demo.db'}", llm=llm_settings)
+            app = create_app(settings)
+            stop = trio.Event()
+            async with trio.open_nursery() as server:
+                binds = await server.start(
+                    lambda task_status: serve(
+                        app,
+                        f"127.0.0.1:{port}",
+                        shutdown_trigger=stop.wait,
+                        task_status=task_status,
+                    )
+                )
+                console.print(f"[dim]FastNPC is serving on {binds[0]} (temporary database)[/]\n")
+                try:
+                    async with httpx.AsyncClient(base_url=binds[0], timeout=120) as client:
+                        tour = Tour(console, client)
+                        await tour.register()
+                        character = await tour.generate()
+                        await tour.chat(character)
+                        await tour.group(character)
+                        await tour.concurrent()
+                finally:
+                    stop.set()
+            nursery.cancel_scope.cancel()  # the server is down: stop the fake LLM too
+    console.print("\n[bold green]Done.[/] The server stopped and the temporary database is gone.")
+
+
+def run_demo(*, port: int = 0) -> int:
+    """Run the tour; returns the process exit code."""
+    console = Console()
+    os.environ.setdefault("FASTNPC_LLM_MAX_CONCURRENCY", "64")
+    trio.run(_tour, console, port)
+    return 0
