@@ -77,14 +77,16 @@ class FakeBehaviour:
         unknown = set(changes) - set(current)
         if unknown:
             raise InvalidFakeConfig(f"unknown behaviour fields: {sorted(unknown)}")
+        converted: dict[str, Any] = {}
         for name, value in changes.items():
             expected = type(current[name])
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if type(value) is not expected:
                 raise InvalidFakeConfig(f"{name} must be {expected.__name__}")
-        candidate = dataclasses.replace(self, **changes)  # validates
-        for name in changes:
+            converted[name] = value
+        candidate = dataclasses.replace(self, **converted)  # validates
+        for name in converted:
             setattr(self, name, getattr(candidate, name))
 
     def to_json(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ def chat(user: str = "Tell me about the lighthouse", *, stream: bool = True, **e
     return {
         "model": "test/model",
         "stream": stream,
-        "messages": [SYSTEM, {"role": "user", "content": user}],
+        "messages": [dict(SYSTEM), {"role": "user", "content": user}],
         **extra,
     }
 
