@@ -133,9 +133,7 @@ def fail(
 def counts(conn: Connection) -> dict[JobStatus, int]:
     """How many jobs are in each status (every status present, zeros included)."""
     result: dict[JobStatus, int] = dict.fromkeys(get_args(JobStatus), 0)
-    for status, n in conn.execute(
-        select(jobs.c.status, func.count()).group_by(jobs.c.status)
-    ).tuples():
+    for status, n in conn.execute(select(jobs.c.status, func.count()).group_by(jobs.c.status)):
         result[cast(JobStatus, status)] = n
     return result
 
