@@ -48,6 +48,11 @@ def translated_errors() -> Iterator[None]:
         if exc.connection_invalidated:
             raise StorageUnavailable(f"database connection lost: {exc.orig}") from exc
         raise StorageError(str(exc.orig)) from exc
+    except sa_exc.StatementError as exc:
+        # A bad argument caught while binding (e.g. a naive datetime): the caller's bug.
+        if isinstance(exc.orig, TypeError | ValueError):
+            raise exc.orig from exc
+        raise StorageError(str(exc)) from exc
     except sa_exc.SQLAlchemyError as exc:
         raise StorageError(str(exc)) from exc
 
