@@ -1,5 +1,9 @@
 """SQLAlchemy Core tables: the shape every query module and migration agrees on.
 
+JSON columns are plain ``json`` on PostgreSQL too (not ``jsonb``): the text is
+kept as written, so a profile's field order is the same on both backends.
+Names are unbounded ``Text`` so both backends accept the same values.
+
 Ids are integer autoincrement/identity keys; on SQLite ``AUTOINCREMENT`` is used
 so an id is never reused after a delete (message ids increase strictly, and a
 stale generation or job id can never name a newer row).
@@ -32,8 +36,6 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.types import TypeEngine
 
 from .timestamps import UtcDateTime, utcnow
 
@@ -46,8 +48,6 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
-
-JsonType: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
 
 UNFINISHED_JOB = text("status IN ('queued', 'running')")
 
@@ -92,9 +92,9 @@ characters = Table(
     metadata,
     _id(),
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(200), nullable=False),
+    Column("name", Text, nullable=False),
     Column("status", String(16), nullable=False),
-    Column("profile", JsonType, nullable=False),
+    Column("profile", JSON, nullable=False),
     Column("source_text", Text, nullable=True),
     _created_at(),
     Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
@@ -107,7 +107,7 @@ groups = Table(
     metadata,
     _id(),
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("name", String(200), nullable=False),
+    Column("name", Text, nullable=False),
     Column("strategy", String(16), nullable=False),
     Column("max_speakers", Integer, nullable=False),
     _created_at(),
@@ -229,7 +229,7 @@ jobs = Table(
     metadata,
     _id(),
     Column("kind", String(64), nullable=False),
-    Column("payload", JsonType, nullable=False),
+    Column("payload", JSON, nullable=False),
     Column("dedupe_key", String(200), nullable=True),
     Column("status", String(16), nullable=False, default="queued"),
     Column("attempts", Integer, nullable=False, default=0),

@@ -32,6 +32,12 @@ async def test_create_character_status_and_profile_keys(db: Database) -> None:
     )
     assert ready.status == "ready" and ready.source_text == "a long text"
     assert ready.profile == FULL_PROFILE
+    # Field order and non-ASCII text come back as written, on every backend.
+    identity = {"name": "林黛玉", "age": "17", "occupation": "poet", "background": "Jiangnan"}
+    ordered = await db.write(characters.create_character, user.id, "林", {"identity": identity})
+    again = await db.read(characters.get_character, user.id, ordered.id)
+    assert again is not None and again.name == "林"
+    assert list((again.profile["identity"] or {}).items()) == list(identity.items())
     with pytest.raises(ValueError, match="unknown profile categories"):
         await db.write(characters.create_character, user.id, "x", {"bogus": {}})
 
