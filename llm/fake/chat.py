@@ -297,6 +297,7 @@ async def _send_pieces(
             if due > now:
                 await trio.sleep_until(due)
                 now = trio.current_time()
+            fake.note_pacing_lag(now - due)
             upto = min(total, int((now - start) / interval) + 1)
         else:
             upto = total

@@ -40,8 +40,8 @@ def error_object(code: int | str, message: str, metadata: dict[str, Any] | None)
     return error
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_dumps = _COMPACT.encode
 
 
 class EventEncoder:

@@ -41,6 +41,8 @@ class Responder:
         self.status: int | None = None
         self.disconnected = False
         self.aborted = False
+        self._completing_write = False
+        self._chunked = False
         self.on_complete: Callable[[], None] | None = None
         """Called right before the write that completes the response."""
 
@@ -50,7 +52,13 @@ class Responder:
         return self.status is not None
 
     def client_gone(self) -> None:
-        """Record the disconnect and cancel the handler."""
+        """The client closed its side: unless the response is already complete, that is a
+        disconnect, and the handler is cancelled."""
+        if self._completing_write:
+            return  # everything was handed to the kernel; a close now is the client being done
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         self.disconnected = True
         if self._scope is not None:
             self._scope.cancel()
@@ -61,7 +69,7 @@ class Responder:
         try:
             await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self.client_gone()
+            self._disconnect()
             await trio.lowlevel.checkpoint()  # delivers the cancellation
 
     def _head(self, status: int, headers: Sequence[tuple[str, str]]) -> bytes:
@@ -69,9 +77,20 @@ class Responder:
         encoded.append(_SERVER_HEADER)
         response = h11.Response(status_code=status, headers=encoded, reason=_reason(status))
         self.status = status
+        # h11 frames a body without content-length as chunked for HTTP/1.1 clients; its chunk
+        # writer is stateless, so body chunks can be framed here, much cheaper than h11.Data.
+        self._chunked = self._conn.their_http_version == b"1.1" and not any(
+            k == "content-length" for k, _ in headers
+        )
         return self._conn.send(response) or b""
 
+    def _frame(self, data: bytes) -> bytes:
+        if self._chunked:
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        return self._conn.send(h11.Data(data=data)) or b""
+
     def _completing(self) -> None:
+        self._completing_write = True
         if self.on_complete is not None:
             self.on_complete()
 
@@ -81,7 +100,8 @@ class Responder:
 
     async def write(self, data: bytes) -> None:
         """Send part of the body."""
-        await self._send(self._conn.send(h11.Data(data=data)))
+        if data:
+            await self._send(self._frame(data))
 
     async def finish(self, data: bytes = b"") -> None:
         """Send the last part of the body and its end in one write; the connection stays open.
@@ -89,9 +109,7 @@ class Responder:
         ``on_complete`` runs just before, so whoever reads the response sees the completion
         already recorded.
         """
-        payload = b""
-        if data:
-            payload += self._conn.send(h11.Data(data=data)) or b""
+        payload = self._frame(data) if data else b""
         payload += self._conn.send(h11.EndOfMessage()) or b""
         self._completing()
         await self._send(payload)

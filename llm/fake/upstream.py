@@ -67,11 +67,14 @@ class FakeUpstream:
     completed: int = 0
     disconnects: int = 0
     chunks_sent: int = 0
+    max_pacing_lag: float = 0.0
+    """The latest a paced write went out after its due time, in seconds (the fake keeping up)."""
     statuses: Counter[int] = field(default_factory=Counter)
     internal_errors: list[str] = field(default_factory=list)
     directive_uses: dict[tuple[str, int], int] = field(default_factory=dict)
     _changed: trio.Event = field(default_factory=trio.Event, repr=False)
     _sequence: int = 0
+    _waiters: int = 0
 
     @property
     def base_url(self) -> str:
@@ -91,11 +94,15 @@ class FakeUpstream:
             changed = self._changed
             if predicate():
                 return
-            await changed.wait()
+            self._waiters += 1
+            try:
+                await changed.wait()
+            finally:
+                self._waiters -= 1
 
     def notify(self) -> None:
         """Wake `wait_for` callers (cheap when nobody waits)."""
-        if self._changed.statistics().tasks_waiting:
+        if self._waiters:
             self._changed.set()
             self._changed = trio.Event()
 
@@ -131,6 +138,11 @@ class FakeUpstream:
             self.statuses[status] += 1
         self.notify()
 
+    def note_pacing_lag(self, lag: float) -> None:
+        """Track how far behind schedule a paced write was."""
+        if lag > self.max_pacing_lag:
+            self.max_pacing_lag = lag
+
     def amend_disconnected(self, record: RecordedRequest) -> None:
         """The client vanished during the write that completed ``record``."""
         record.disconnected = True
@@ -154,6 +166,7 @@ class FakeUpstream:
             "completed": self.completed,
             "disconnects": self.disconnects,
             "chunks_sent": self.chunks_sent,
+            "max_pacing_lag": round(self.max_pacing_lag, 6),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "faults_pending": len(self.faults),
             "internal_errors": len(self.internal_errors),
@@ -170,6 +183,7 @@ class FakeUpstream:
         self.internal_errors.clear()
         self.statuses.clear()
         self.requests_total = self.completed = self.disconnects = self.chunks_sent = 0
+        self.max_pacing_lag = 0.0
         self.connections_total = self.connections_open
         self.max_active = self.active
         self.notify()
