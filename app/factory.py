@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import trio
 from argon2 import PasswordHasher
 from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 
 from app.http_errors import install_error_handlers
-from app.routes import auth, characters, chat, health
+from app.routes import admin, auth, characters, chat, groups, health
 from app.services.container import Services, run_services
 from app.settings import Settings
 
@@ -37,9 +35,8 @@ def create_app(
         scalar_ui_path=None,
     )
     install_error_handlers(app)
-    for module in (health, auth, characters, chat):
+    for module in (health, auth, characters, chat, groups, admin):
         app.register_blueprint(module.bp)
-    _install_optional_blueprints(app)
 
     stop = trio.Event()
     app.extensions["stop"] = stop
@@ -59,13 +56,3 @@ def create_app(
         stop.set()
 
     return app
-
-
-def _install_optional_blueprints(app: Any) -> None:
-    """Blueprints of the group/admin issue, registered once they exist."""
-    try:
-        from app.routes import admin, groups
-    except ImportError:
-        return
-    app.register_blueprint(groups.bp)
-    app.register_blueprint(admin.bp)

@@ -153,3 +153,71 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+# ---- groups and admin (responses, documentation)
+
+
+class GroupOut(BaseModel):
+    id: str
+    name: str
+    character_ids: list[str]
+    strategy: Literal["moderator", "round_robin", "all"]
+    max_speakers: int
+    created_at: str
+
+
+class GroupList(BaseModel):
+    items: list[GroupOut]
+
+
+class GroupTurnOut(BaseModel):
+    user_message: MessageOut
+    speakers: list[str]
+    reason: str
+    replies: list[MessageOut]
+
+
+class AdminUserOut(UserOut):
+    characters: int
+    messages: int
+
+
+class AdminUserList(BaseModel):
+    items: list[AdminUserOut]
+
+
+class StatsOut(BaseModel):
+    users: int
+    characters: int
+    messages: int
+    groups: int
+    memories: int
+
+
+class LimiterOut(BaseModel):
+    total: int
+    borrowed: int
+    waiting: int
+
+
+class LLMOut(BaseModel):
+    limiter: LimiterOut
+    models: dict[str, dict[str, Any]]
+
+
+class MemoryTasksOut(BaseModel):
+    queued: int
+    running: int
+    done: int
+    failed: int
+    restarts: int
+
+
+class GenerationTasksOut(BaseModel):
+    running: int
+
+
+class TasksOut(BaseModel):
+    memory: MemoryTasksOut
+    generations: GenerationTasksOut

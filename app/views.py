@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.records import Character, Group, Memory, Message, User
+from storage.records import Character, Counts, Group, Memory, Message, User, UserWithCounts
 
 
 def iso(moment: datetime) -> str:
@@ -76,3 +76,18 @@ def parse_id(raw: str | None) -> int | None:
     if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         return None
     return int(raw)
+
+
+def user_with_counts_view(entry: UserWithCounts) -> dict[str, Any]:
+    return user_view(entry.user) | {"characters": entry.characters, "messages": entry.messages}
+
+
+def counts_view(counts: Counts) -> dict[str, int]:
+    return {
+        "users": counts.users,
+        "characters": counts.characters,
+        "messages": counts.messages,
+        "groups": counts.groups,
+        "memories": counts.memories,
+        **counts.extra,
+    }

@@ -12,10 +12,12 @@ from argon2 import PasswordHasher
 from prometheus_client import CollectorRegistry
 
 import llm
+from app.services.admin import AdminService
 from app.services.auth import AuthService
 from app.services.characters import CharacterService
 from app.services.chat import ChatService
 from app.services.generations import GenerationTracker
+from app.services.groups import GroupService
 from app.services.memory import MemoryService
 from app.services.runs import RunRegistry
 from app.settings import Settings
@@ -46,6 +48,8 @@ class Services:
     characters: CharacterService
     chat: ChatService
     memory: MemoryService
+    groups: GroupService
+    admin: AdminService
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -85,8 +89,11 @@ async def run_services(
         tracker = GenerationTracker(db)
         memory = MemoryService(
             db,
+            client,
             trigger=settings.memory_trigger_messages,
             keep_recent=settings.memory_keep_recent,
+            short_term_budget=settings.memory_short_term_budget,
+            workers=settings.memory_workers,
         )
         auth = AuthService(
             db,
@@ -109,12 +116,17 @@ async def run_services(
                 db, client, runs, tracker, memory, prompt_budget=settings.prompt_token_budget
             ),
             memory=memory,
+            groups=GroupService(
+                db, client, runs, tracker, memory, prompt_budget=settings.prompt_token_budget
+            ),
+            admin=AdminService(db, limiter, metrics, runs, memory),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
                 settings.admin_username, settings.admin_password.get_secret_value()
             )
         await background.start(tracker.run)
+        await background.start(memory.run)
         task_status.started(services)
 
         await stop.wait()
