@@ -40,6 +40,7 @@ class Managed:
     log: Path
     url: str = ""
     _ps: psutil.Process | None = field(default=None, repr=False)
+    _tree: list[psutil.Process] = field(default_factory=list, repr=False)
 
     @property
     def pid(self) -> int:
@@ -51,12 +52,17 @@ class Managed:
             self._ps = psutil.Process(self.pid)
         return self._ps
 
-    def tree(self) -> list[psutil.Process]:
-        """This process and its live descendants."""
+    def refresh_tree(self) -> list[psutil.Process]:
+        """Find this process's live descendants now (a scan of every process: not per sample)."""
         try:
-            return [self.ps, *self.ps.children(recursive=True)]
+            self._tree = [self.ps, *self.ps.children(recursive=True)]
         except psutil.NoSuchProcess:
-            return []
+            self._tree = []
+        return self._tree
+
+    def tree(self) -> list[psutil.Process]:
+        """This process and its descendants as of the last `refresh_tree` (or now, if never)."""
+        return self._tree or self.refresh_tree()
 
     def cpu_seconds(self) -> float:
         """User + system CPU seconds of the live process tree."""

@@ -89,7 +89,7 @@ async def run_server(
             {
                 "setup": name,
                 "pid": server.pid,
-                "processes": len(server.tree()),
+                "processes": len(server.refresh_tree()),
                 "accounts": accounts,
                 "register_s": round(trio.current_time() - start, 2),
                 "rss_idle_mb": round(server.rss_bytes() / 2**20, 1),

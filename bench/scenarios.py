@@ -7,6 +7,7 @@ and the CPU and RSS of the server's process tree, the fake upstream's CPU and it
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,13 +17,14 @@ import httpx
 import trio
 
 from bench.procs import Managed, fake_control_url
-from bench.sse_stats import StreamResult, consume_sse
+from bench.sse_stats import StreamResult, build_request, open_connections, run_exchanges
 
 T = TypeVar("T")
 
 PASSWORD = "bench-password-1"
 REGISTER_CONCURRENCY = 16
 SSE_HEADERS = {"Accept": "text/event-stream"}
+STREAM_DEADLINE = 300.0  # seconds a stream scenario may take before open streams fail
 CHAT_TEXT = "Hello! Tell me about yourself in a few sentences."
 
 PROFILE: dict[str, dict[str, Any]] = {
@@ -170,6 +172,8 @@ async def _sample_rss(server: Managed, peak: list[int]) -> None:
 
 async def measure(target: Target, body: Callable[[], Awaitable[T]]) -> tuple[T, Usage]:
     """Run ``body`` while measuring wall time, CPU of every party and the server's RSS."""
+    target.server.refresh_tree()
+    target.fake.refresh_tree()
     rss_idle = target.server.rss_bytes()
     peak = [rss_idle]
     async with trio.open_nursery() as nursery:
@@ -222,33 +226,28 @@ def usage_fields(usage: Usage) -> dict[str, Any]:
 # ---- one SSE chat per account, all at once (chat10, stream100/500/1000)
 
 
-async def _stream_chat(target: Target, account: Account, results: list[StreamResult]) -> None:
-    result = StreamResult(started=trio.current_time())
-    results.append(result)
-    try:
-        async with target.client.stream(
-            "POST",
-            target.url(f"/api/characters/{account.character_id}/chat"),
-            json={"content": CHAT_TEXT},
-            headers={**account.headers, **SSE_HEADERS},
-        ) as response:
-            await consume_sse(response, result)
-    except httpx.HTTPError as exc:
-        result.fail(f"{type(exc).__name__}: {exc}")
-
-
 async def concurrent_streams(target: Target, count: int, scenario: str) -> dict[str, Any]:
     """``count`` distinct users each stream one chat reply, all started at once."""
     await target.ensure_accounts(count)
-    await target.warm_connections(count)
-    results: list[StreamResult] = []
+    host = httpx.URL(target.server.url).netloc.decode()
+    body = json.dumps({"content": CHAT_TEXT}).encode()
+    requests = [
+        build_request(
+            host,
+            f"/api/characters/{account.character_id}/chat",
+            {**account.headers, **SSE_HEADERS},
+            body,
+        )
+        for account in target.accounts[:count]
+    ]
+    url = httpx.URL(target.server.url)
+    socks = await trio.to_thread.run_sync(open_connections, url.host, url.port or 80, count)
 
-    async def run() -> None:
-        async with trio.open_nursery() as nursery:
-            for account in target.accounts[:count]:
-                nursery.start_soon(_stream_chat, target, account, results)
+    async def run() -> list[StreamResult]:
+        deadline = time.monotonic() + STREAM_DEADLINE
+        return await trio.to_thread.run_sync(run_exchanges, socks, requests, deadline)
 
-    _, usage = await measure(target, run)
+    results, usage = await measure(target, run)
     ok = [r for r in results if r.ok]
     latencies = [r.latency for r in ok if r.latency is not None]
     ttfd = [t for r in ok if (t := r.time_to_first_delta) is not None]
@@ -375,7 +374,7 @@ async def zero_latency(
     """``clients`` users each send non-streamed chats back to back for ``seconds``."""
     await target.ensure_accounts(clients)
     await target.warm_connections(clients)
-    await target.set_fake(first_token_delay=0, tokens_per_second=0)
+    await target.set_fake(first_token_delay=0.0, tokens_per_second=0.0)
     done: list[float] = []
     errors: list[str] = []
 

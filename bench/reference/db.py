@@ -58,6 +58,7 @@ class Database:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("PRAGMA synchronous=NORMAL")  # as FastNPC's storage/engine.py
         conn.executescript(SCHEMA)
         return cls(conn)
 
