@@ -46,6 +46,7 @@ async def _connection(fake: FakeUpstream, stream: trio.SocketStream) -> None:
         await serve_connection(stream, partial(_route, fake), fake.record_internal_error)
     finally:
         fake.connections_open -= 1
+        fake.notify()
 
 
 async def _route(fake: FakeUpstream, request: Request, out: Responder) -> None:

@@ -87,7 +87,8 @@ class FakeUpstream:
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate()`` holds; re-checked whenever a request changes state.
 
-        State changes: a request starts, sends its headers, sends a chunk, ends, disconnects.
+        State changes: a request starts, sends its headers, sends a chunk, ends, disconnects;
+        a connection closes.
         Bound the wait with ``trio.fail_after`` in tests.
         """
         while True:

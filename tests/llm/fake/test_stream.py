@@ -245,3 +245,40 @@ async def test_server_stops_cleanly_with_a_stream_in_flight() -> None:
                     async for _ in response.aiter_raw():
                         pass
     assert json.loads(json.dumps(fake.stats()))["connections_open"] == 0
+
+
+async def raw_exchange(fake: FakeUpstream, version: str, until: bytes) -> bytes:
+    body = json.dumps(chat()).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/{version}\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    stream = await trio.open_tcp_stream("127.0.0.1", fake.port)
+    async with stream:
+        await stream.send_all(head.encode() + body)
+        received = b""
+        with trio.fail_after(5):
+            while until not in received:
+                data = await stream.receive_some(65536)
+                if not data:
+                    break
+                received += data
+    return received
+
+
+async def test_closing_right_after_the_last_byte_is_not_a_disconnect(
+    upstream: FakeUpstream,
+) -> None:
+    received = await raw_exchange(upstream, "1.1", until=b"\r\n0\r\n\r\n")
+    assert received.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
+    with trio.fail_after(5):
+        await upstream.wait_for(lambda: upstream.connections_open == 0)
+    assert (upstream.completed, upstream.disconnects) == (1, 0)
+
+
+async def test_http10_client_gets_an_unframed_stream(upstream: FakeUpstream) -> None:
+    received = await raw_exchange(upstream, "1.0", until=b"no such marker")
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower()
+    assert len(content_of(parse_events(body.decode()))) == 80
+    assert body.endswith(b"data: [DONE]\n\n")
