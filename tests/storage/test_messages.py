@@ -132,7 +132,7 @@ async def test_last_speaker_in_group(db: Database) -> None:
 async def test_fifty_concurrent_writers_across_two_engines(db: Database) -> None:
     """Writers on two separate engines (as two processes would be) never see "locked"."""
     _, _, conv = await make_direct(db)
-    writers, per_writer = 50, 4
+    writers, per_writer = 50, 2
 
     async with open_database(db.url, migrate=False) as second:
 
