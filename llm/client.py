@@ -69,7 +69,10 @@ class _Upstream:
         self.response = response
         self.state = StreamState(model)
         self.keepalives = 0  # comment lines seen; they never count as progress
-        self._chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+        # We ask for identity encoding; raw bytes then skip httpx's decoder and re-chunker.
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        chunks = response.aiter_raw() if encoding == "identity" else response.aiter_bytes()
+        self._chunks = cast(AsyncGenerator[bytes, None], chunks)
         self._decoder = SSEDecoder()
         self._eof = False
 
@@ -225,7 +228,11 @@ class OpenRouterClient:
             max_retries=settings.max_retries, retry_after_cap=settings.retry_after_cap
         )
         self._url = settings.base_url.rstrip("/") + "/chat/completions"
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "text/event-stream",
+            "Accept-Encoding": "identity",
+        }
         if settings.api_key is not None:
             headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
         if settings.referer:

@@ -495,6 +495,7 @@ async def test_many_sequential_calls_leave_no_connection_open(
     assert upstream.completed == 1000
     assert upstream.active == 0 and upstream.disconnects == 0
     pool = http._transport._pool  # type: ignore[attr-defined]
+    assert type(pool).__name__ == "_LinearConnectionPool"
     assert len(pool.connections) <= 1  # one keep-alive connection, reused every time
     assert all(conn.is_idle() for conn in pool.connections)
     snapshot = client.metrics.snapshot()["fake/model"]
