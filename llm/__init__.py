@@ -15,6 +15,7 @@ from llm.errors import (
     TotalTimeout,
     UpstreamUnavailable,
 )
+from llm.fake import FakeBehaviour, FakeUpstream, serve_fake_upstream
 from llm.http import make_http_client
 from llm.limiter import LLMLimiter
 from llm.metrics import LLMMetrics
@@ -31,6 +32,8 @@ __all__ = [
     "ChatMessage",
     "ChatStream",
     "Completion",
+    "FakeBehaviour",
+    "FakeUpstream",
     "FirstTokenTimeout",
     "IdleTimeout",
     "LLMError",
@@ -52,4 +55,5 @@ __all__ = [
     "UpstreamUnavailable",
     "make_http_client",
     "parse_retry_after",
+    "serve_fake_upstream",
 ]

@@ -502,3 +502,14 @@ async def test_many_sequential_calls_leave_no_connection_open(
     assert snapshot["calls"] == 1000 and snapshot["errors"] == 0
     assert snapshot["latency_ms"]["p50"] > 0 and snapshot["first_token_ms"]["p95"] > 0
     assert snapshot["completion_tokens"] == 2000
+
+
+async def test_keepalives_are_seen_but_not_yielded(
+    upstream: FakeUpstream, http: httpx.AsyncClient
+) -> None:
+    upstream.behaviour.first_token_delay = 0.1
+    upstream.behaviour.keepalive_interval = 0.02
+    async with make_client(upstream, http).stream(MESSAGES) as chat:
+        deltas = [delta async for delta in chat]
+    assert chat.keepalives >= 2
+    assert "".join(deltas) == upstream.requests[-1].reply
