@@ -105,7 +105,9 @@ class _Context:
 
 
 @dataclass
-class _Counters:
+class JobCounters:
+    """Jobs this process finished, failed for good, or scheduled for a retry."""
+
     done: int = 0
     failed: int = 0
     retried: int = 0
@@ -131,7 +133,7 @@ class MemoryService:
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
     )
-    counters: _Counters = field(default_factory=_Counters)
+    counters: JobCounters = field(default_factory=JobCounters)
 
     def __post_init__(self) -> None:
         self.supervisor = Supervisor("memory", self.policy)
@@ -273,6 +275,9 @@ class MemoryService:
         if error is None:
             await self.db.write(jobs.complete, job.id, owner=self.owner)
             self.counters.done += 1
+            # messages that arrived while it ran may be past the trigger again; their own
+            # check found this job still unfinished and enqueued nothing
+            await self.maybe_schedule(int(job.payload["conversation_id"]))
         else:
             await self._failed(job, error)
         self._notify()
@@ -309,12 +314,14 @@ class MemoryService:
             retry_at = _now() + timedelta(seconds=delay)
             due = trio.current_time() + delay
             self._next_retry = due if self._next_retry is None else min(self._next_retry, due)
-            self.counters.retried += 1
             log.warning("compression job %d failed (attempt %d): %s", job.id, job.attempts, message)
         else:
-            self.counters.failed += 1
             log.error("compression job %d failed for good: %s", job.id, message)
         await self.db.write(jobs.fail, job.id, owner=self.owner, error=message, retry_at=retry_at)
+        if retry_at is None:
+            self.counters.failed += 1
+        else:
+            self.counters.retried += 1
 
     async def _release(self, job: Job) -> None:
         """Put a job interrupted by cancellation back in the queue, due now."""

@@ -9,6 +9,7 @@ import trio
 
 from app.services.supervisor import Supervisor, SupervisorPolicy
 
+
 def crashing(times: int, starts: list[float]) -> Any:
     """A worker that crashes `times` times, then runs forever; records start times."""
 
