@@ -16,6 +16,7 @@ STREAM_METRICS = [
     "errors",
     "server_cpu_s",
     "server_cpu_us_per_delta",
+    "server_cpu_us_per_upstream_chunk",
     "server_rss_peak_mb",
     "rss_per_stream_kb",
     "fake_cpu_s",

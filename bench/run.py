@@ -79,7 +79,7 @@ async def run_server(
         with trio.fail_after(args.ready_timeout):
             await wait_ready(server, client)
         behaviour = {"first_token_delay": args.ttft, "tokens_per_second": args.tps}
-        target = Target(name, server, fake, client, uuid.uuid4().hex[:8], behaviour)
+        target = Target(name, server, fake, client, uuid.uuid4().hex[:8], behaviour, args.tokens)
         await target.set_fake(**behaviour)
         chosen = [scenario(s, args) for s in args.scenarios]
         accounts = max(count for _, count in chosen)
@@ -98,6 +98,9 @@ async def run_server(
         )
         for run, _ in chosen:
             await trio.sleep(args.pause)
+            for process in (fake, server):
+                if process.popen.poll() is not None:
+                    raise RuntimeError(f"{process.name} exited:\n{process.tail()}")
             emit(await run(target), results)
     finally:
         await trio.to_thread.run_sync(server.stop)

@@ -93,6 +93,7 @@ class Target:
     client: httpx.AsyncClient
     run_id: str
     fake_behaviour: dict[str, float]
+    chunks_per_reply: int
     accounts: list[Account] = field(default_factory=list)
 
     def url(self, path: str) -> str:
@@ -241,7 +242,9 @@ async def concurrent_streams(target: Target, count: int, scenario: str) -> dict[
         for account in target.accounts[:count]
     ]
     url = httpx.URL(target.server.url)
+    connect_start = time.monotonic()
     socks = await trio.to_thread.run_sync(open_connections, url.host, url.port or 80, count)
+    connect_s = time.monotonic() - connect_start
 
     async def run() -> list[StreamResult]:
         deadline = time.monotonic() + STREAM_DEADLINE
@@ -253,11 +256,13 @@ async def concurrent_streams(target: Target, count: int, scenario: str) -> dict[
     ttfd = [t for r in ok if (t := r.time_to_first_delta) is not None]
     gaps = [r.max_gap for r in ok]
     deltas = sum(r.deltas for r in results)
+    chunks = count * target.chunks_per_reply
     errors = [r.error for r in results if r.error]
     return {
         "scenario": scenario,
         "server": target.name,
         "streams": count,
+        "connect_s": _r(connect_s),  # opening the connections, before the window
         "ok": len(ok),
         "errors": len(errors),
         "first_errors": sorted(set(errors))[:3],
@@ -271,6 +276,8 @@ async def concurrent_streams(target: Target, count: int, scenario: str) -> dict[
         "chars": sum(r.chars for r in results),
         **usage_fields(usage),
         "server_cpu_us_per_delta": _r(usage.server_cpu / deltas * 1e6, 1) if deltas else None,
+        # A server may merge upstream chunks into fewer deltas; this one is comparable across both.
+        "server_cpu_us_per_upstream_chunk": _r(usage.server_cpu / chunks * 1e6, 1),
         "driver_cpu_us_per_delta": _r(usage.driver_cpu / deltas * 1e6, 1) if deltas else None,
         "rss_per_stream_kb": _r((usage.rss_peak - usage.rss_idle) / count / 1024, 1),
     }
