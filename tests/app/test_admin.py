@@ -1,0 +1,203 @@
+"""Admin routes: access control, users and their flags, stats, LLM state and live limits,
+background tasks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+
+from tests.app.harness import Live, Session, live_server, make_settings
+
+ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/api/admin/users", None),
+    ("PATCH", "/api/admin/users/1", {"disabled": True}),
+    ("GET", "/api/admin/stats", None),
+    ("GET", "/api/admin/llm", None),
+    ("PUT", "/api/admin/llm/limits", {"max_concurrency": 3}),
+    ("GET", "/api/admin/tasks", None),
+]
+
+
+@pytest.fixture
+async def live(db_url: str, fake: Any) -> AsyncIterator[Live]:
+    settings = make_settings(
+        db_url, fake.base_url, admin_username="root", admin_password="rootpassword"
+    )
+    async with live_server(settings) as server:
+        yield server
+
+
+async def login(live: Live, username: str, password: str) -> Any:
+    return await live.client.post(
+        "/api/auth/login", json={"username": username, "password": password}
+    )
+
+
+async def admin(live: Live) -> Session:
+    r = await login(live, "root", "rootpassword")
+    assert r.status_code == 200, r.text
+    assert r.json()["user"]["is_admin"] is True
+    return Session(live, r.json()["token"], r.json()["user"])
+
+
+async def test_admin_routes_are_forbidden_to_others(live: Live) -> None:
+    alice = await live.register()
+    for method, path, body in ROUTES:
+        r = await live.client.request(method, path, json=body)
+        assert r.status_code == 401, (method, path)
+        assert r.json()["error"]["code"] == "unauthenticated"
+        r = await alice.request(method, path, json=body)
+        assert r.status_code == 403, (method, path)
+        assert r.json()["error"]["code"] == "forbidden"
+        # even with an invalid body, a non-admin learns nothing more than 403
+        r = await alice.request(method, path, json={"bogus": 1} if body else None)
+        assert r.status_code == 403, (method, path)
+    assert (await live.services.admin.stats()).users == 2  # nothing was changed
+
+
+async def test_users_with_counts_and_flags(live: Live) -> None:
+    boss = await admin(live)
+    alice = await live.register()
+    bob = await live.register("bob")
+    mira = await alice.character("Mira")
+    bram = await alice.character("Bram")
+    r = await alice.request("POST", f"/api/characters/{mira['id']}/chat", json={"content": "hi"})
+    assert r.status_code == 200
+    r = await alice.request(
+        "POST",
+        "/api/groups",
+        json={"name": "G", "character_ids": [mira["id"], bram["id"]], "strategy": "all"},
+    )
+    group = r.json()
+    r = await alice.request("POST", f"/api/groups/{group['id']}/messages", json={"content": "yo"})
+    assert r.status_code == 200
+
+    r = await boss.request("GET", "/api/admin/users")
+    assert r.status_code == 200
+    users = {u["username"]: u for u in r.json()["items"]}
+    assert set(users) == {"root", "alice", "bob"}
+    assert users["alice"]["characters"] == 2 and users["alice"]["messages"] == 2 + 3
+    assert users["bob"]["characters"] == 0 and users["bob"]["messages"] == 0
+    assert users["alice"]["is_admin"] is False and users["alice"]["disabled"] is False
+    assert set(users["alice"]) == {
+        "id",
+        "username",
+        "is_admin",
+        "disabled",
+        "created_at",
+        "characters",
+        "messages",
+    }
+
+    # disabling revokes the tokens at once; the right password then gets 403
+    r = await boss.request("PATCH", f"/api/admin/users/{bob.user['id']}", json={"disabled": True})
+    assert r.status_code == 200 and r.json()["disabled"] is True
+    assert r.json()["username"] == "bob"
+    assert (await bob.request("GET", "/api/me")).status_code == 401
+    r = await login(live, "bob", "password123")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "account_disabled"
+    r = await boss.request("PATCH", f"/api/admin/users/{bob.user['id']}", json={"disabled": False})
+    assert r.json()["disabled"] is False
+    assert (await login(live, "bob", "password123")).status_code == 200
+
+    # promotion
+    r = await boss.request("PATCH", f"/api/admin/users/{alice.user['id']}", json={"is_admin": True})
+    assert r.json()["is_admin"] is True
+    assert (await alice.request("GET", "/api/admin/stats")).status_code == 200
+
+    for bad_id in ("999999", "nope"):
+        r = await boss.request("PATCH", f"/api/admin/users/{bad_id}", json={"disabled": True})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    r = await boss.request("PATCH", f"/api/admin/users/{bob.user['id']}", json={"disabled": "x"})
+    assert r.status_code == 400
+
+
+async def test_stats(live: Live) -> None:
+    boss = await admin(live)
+    alice = await live.register()
+    mira = await alice.character("Mira")
+    bram = await alice.character("Bram")
+    await alice.request("POST", f"/api/characters/{mira['id']}/chat", json={"content": "hi"})
+    await alice.request(
+        "POST", "/api/groups", json={"name": "G", "character_ids": [mira["id"], bram["id"]]}
+    )
+    r = await boss.request("GET", "/api/admin/stats")
+    assert r.status_code == 200
+    stats = r.json()
+    assert {k: stats[k] for k in ("users", "characters", "messages", "groups", "memories")} == {
+        "users": 2,
+        "characters": 2,
+        "messages": 2,
+        "groups": 1,
+        "memories": 0,
+    }
+
+
+async def test_llm_view_and_live_limits(live: Live, fake: Any) -> None:
+    boss = await admin(live)
+    alice = await live.register()
+    mira = await alice.character("Mira")
+    bram = await alice.character("Bram")
+    r = await alice.request("POST", f"/api/characters/{mira['id']}/chat", json={"content": "hi"})
+    assert r.status_code == 200
+    view = (await boss.request("GET", "/api/admin/llm")).json()
+    assert view["limiter"] == {"total": 64, "borrowed": 0, "waiting": 0}
+    ((model, metrics),) = view["models"].items()
+    assert metrics["calls"] >= 1 and metrics["errors"] == 0
+    assert set(metrics) >= {
+        "calls",
+        "errors",
+        "retries",
+        "latency_ms",
+        "first_token_ms",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+    }
+
+    for bad in (0, 1001, "many"):
+        r = await boss.request("PUT", "/api/admin/llm/limits", json={"max_concurrency": bad})
+        assert r.status_code == 400
+    r = await boss.request("PUT", "/api/admin/llm/limits", json={"max_concurrency": 1})
+    assert r.status_code == 200 and r.json() == {"total": 1, "borrowed": 0, "waiting": 0}
+
+    # one call holds the only slot...
+    async with trio.open_nursery() as nursery:
+        hung: list[int] = []
+
+        async def hang() -> None:
+            r = await alice.request(
+                "POST",
+                f"/api/characters/{mira['id']}/chat",
+                json={"content": "[[fake:fault=hang]]"},
+            )
+            hung.append(r.status_code)
+
+        nursery.start_soon(hang)
+        with trio.fail_after(10):
+            await fake.wait_for(lambda: fake.active == 1)
+        view = (await boss.request("GET", "/api/admin/llm")).json()
+        assert view["limiter"]["total"] == 1 and view["limiter"]["borrowed"] == 1
+        tasks = (await boss.request("GET", "/api/admin/tasks")).json()
+        assert tasks["generations"]["running"] == 1
+        # ...raising the limit lets another call through at once, without a restart
+        r = await boss.request("PUT", "/api/admin/llm/limits", json={"max_concurrency": 2})
+        assert r.json()["total"] == 2
+        r = await alice.request("POST", f"/api/characters/{bram['id']}/chat", json={"content": "x"})
+        assert r.status_code == 200 and r.json()["reply"]["status"] == "complete"
+        r = await alice.request("POST", f"/api/characters/{mira['id']}/chat/stop")
+        assert r.json() == {"stopped": True}
+    assert hung == [200]
+
+
+async def test_tasks_shape(live: Live) -> None:
+    boss = await admin(live)
+    r = await boss.request("GET", "/api/admin/tasks")
+    assert r.status_code == 200
+    assert r.json() == {
+        "memory": {"queued": 0, "running": 0, "done": 0, "failed": 0, "restarts": 0},
+        "generations": {"running": 0},
+    }
