@@ -14,11 +14,13 @@ MAX_RESIZABLE_CONCURRENCY = 1000
 class _LinearConnectionPool(httpcore.AsyncConnectionPool):
     """httpcore's pool with its bookkeeping made linear in the number of connections.
 
-    httpcore 1.0's ``_assign_requests_to_connections`` evaluates a list over all
-    connections for every idle one on every request start and end (quadratic per
-    call), which dominates CPU with hundreds of pooled connections. This is the same
-    policy (bug-compatible: it compares the *total* connection count with
-    ``max_keepalive_connections``) without the repeated scans.
+    httpcore 1.0's ``_assign_requests_to_connections`` runs on every request start and
+    end; it evaluates a list over all connections for every idle one (quadratic per
+    call) and polls every idle socket for expiry, which dominates CPU with hundreds of
+    pooled connections. Here an idle connection's expiry is checked only when it is
+    about to be reused (an expired one is closed and the next candidate tried); the
+    keep-alive bound is httpcore's (bug-compatible: it compares the *total* connection
+    count with ``max_keepalive_connections``).
     """
 
     def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
@@ -27,30 +29,32 @@ class _LinearConnectionPool(httpcore.AsyncConnectionPool):
         for connection in list(connections):
             if connection.is_closed():
                 connections.remove(connection)
-            elif connection.has_expired() or (
-                connection.is_idle() and len(connections) > self._max_keepalive_connections
-            ):
+            elif connection.is_idle() and len(connections) > self._max_keepalive_connections:
                 connections.remove(connection)
                 closing.append(connection)
 
         for pool_request in [r for r in self._requests if r.is_queued()]:
             origin = pool_request.request.url.origin
-            available = next(
-                (c for c in connections if c.can_handle_request(origin) and c.is_available()),
-                None,
-            )
-            if available is not None:
-                pool_request.assign_to_connection(available)
-                continue
-            if len(connections) >= self._max_connections:
-                idle = next((c for c in connections if c.is_idle()), None)
-                if idle is None:
-                    continue  # stays queued until a connection frees up
-                connections.remove(idle)
-                closing.append(idle)
-            connection = self.create_connection(origin)
-            connections.append(connection)
-            pool_request.assign_to_connection(connection)
+            chosen = None
+            for connection in list(connections):
+                if not (connection.can_handle_request(origin) and connection.is_available()):
+                    continue
+                if connection.is_idle() and connection.has_expired():
+                    connections.remove(connection)
+                    closing.append(connection)
+                    continue
+                chosen = connection
+                break
+            if chosen is None:
+                if len(connections) >= self._max_connections:
+                    idle = next((c for c in connections if c.is_idle()), None)
+                    if idle is None:
+                        continue  # stays queued until a connection frees up
+                    connections.remove(idle)
+                    closing.append(idle)
+                chosen = self.create_connection(origin)
+                connections.append(chosen)
+            pool_request.assign_to_connection(chosen)
         return closing
 
 
