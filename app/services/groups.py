@@ -282,11 +282,11 @@ class GroupService:
         last_speaker: int | None,
     ) -> dict[str, Any]:
         run.publish("user_message", message_view(user_message))
+        turn = await self._db.read(self._load_turn, user_id, group, user_message)
         relay = _StopRelay(run)
         outcomes: dict[int, tuple[ReplyOutcome, Message | None]] = {}
         async with trio.open_nursery() as outer:
             outer.start_soon(relay.watch)
-            turn = await self._db.read(self._load_turn, user_id, group, user_message)
             speakers: list[int] = []
             reason = ""
             with relay.scope():
