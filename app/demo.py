@@ -55,19 +55,21 @@ class Tour:
         self.console = console
         self.client = client
         self.headers: dict[str, str] = {}
+        self.character: dict[str, Any] = {}
 
     async def post(self, path: str, body: Any) -> Any:
         r = await self.client.post(path, json=body, headers=self.headers)
         r.raise_for_status()
         return r.json()
 
-    async def register(self) -> None:
+    async def register(self, *, quiet: bool = False) -> None:
         name = f"demo_{secrets.token_hex(3)}"
         body = await self.post(
             "/api/auth/register", {"username": name, "password": "demo-pass-123"}
         )
         self.headers = {"Authorization": f"Bearer {body['token']}"}
-        self.console.print(f"[bold]1.[/] Registered [green]{name}[/] and got a bearer token.")
+        if not quiet:
+            self.console.print(f"[bold]1.[/] Registered [green]{name}[/] and got a bearer token.")
 
     async def generate(self) -> dict[str, Any]:
         self.console.print("[bold]2.[/] Generating a character: eight categories at once…")
@@ -134,31 +136,49 @@ class Tour:
         )
         path = f"/api/groups/{group['id']}/messages"
         body = {"content": "A storm is coming. What do we do?"}
-        current = None
-        async for name, data in sse_events(self.client, path, body, self.headers):
-            if name == "delta":
-                speaker = data["character_id"]
-                if speaker != current:
-                    self.console.print()
-                    self.console.print(f"   [{styles[speaker]}]{names[speaker]}:[/] ", end="")
-                    current = speaker
-                self.console.print(data["text"], end="", markup=False, highlight=False)
+        texts: dict[str, str] = {}
+
+        def table() -> Table:
+            t = Table(show_header=False, box=None, padding=(0, 1))
+            t.add_column(width=18)
+            t.add_column(ratio=1)
+            for speaker, text in texts.items():
+                t.add_row(f"[{styles[speaker]}]{names[speaker]}[/]", text)
+            return t
+
+        with Live(table(), console=self.console, refresh_per_second=20) as live:
+            async for name, data in sse_events(self.client, path, body, self.headers):
+                if name == "speakers":
+                    texts = dict.fromkeys(data["character_ids"], "")
+                elif name == "delta":
+                    texts[data["character_id"]] += data["text"]
+                    live.update(table())
         self.console.print()
 
     async def concurrent(self) -> None:
         self.console.print("[bold]5.[/] Ten users chat at once:")
+        users: list[Tour] = []
+
+        async def sign_up() -> None:
+            tour = Tour(self.console, self.client)
+            await tour.register(quiet=True)
+            tour.character = await tour.post("/api/characters", {"name": "Villager"})
+            users.append(tour)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(sign_up)
         timings: list[float] = []
 
-        async def one(i: int) -> None:
-            character = await self.post("/api/characters", {"name": f"Villager {i}"})
+        async def one(tour: Tour) -> None:
             started = time.perf_counter()
-            await self.post(f"/api/characters/{character['id']}/chat", {"content": "Good day!"})
+            await tour.post(f"/api/characters/{tour.character['id']}/chat", {"content": "Hi!"})
             timings.append(time.perf_counter() - started)
 
         started = time.perf_counter()
         async with trio.open_nursery() as nursery:
-            for i in range(10):
-                nursery.start_soon(one, i)
+            for tour in users:
+                nursery.start_soon(one, tour)
         wall = time.perf_counter() - started
         serial = sum(timings)
         self.console.print(
