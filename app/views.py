@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.records import Character, Counts, Group, Memory, Message, User, UserWithCounts
+from storage.records import Character, Counts, Group, Memory, Message, Page, User, UserWithCounts
 
 
 def iso(moment: datetime) -> str:
@@ -44,6 +44,13 @@ def message_view(message: Message) -> dict[str, Any]:
         "status": status,
         "compressed": message.compressed,
         "created_at": iso(message.created_at),
+    }
+
+
+def page_view(page: Page) -> dict[str, Any]:
+    return {
+        "items": [message_view(m) for m in page.items],
+        "next_before": None if page.next_before is None else str(page.next_before),
     }
 
 

@@ -8,8 +8,14 @@ from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
-from app.errors import InvalidRequest
-from app.routes.common import authenticated, current_user, no_content, run_response, services
+from app.routes.common import (
+    authenticated,
+    before_id,
+    current_user,
+    no_content,
+    run_response,
+    services,
+)
 from app.schemas import (
     ChatIn,
     ChatOut,
@@ -19,7 +25,7 @@ from app.schemas import (
     QueuedOut,
     StoppedOut,
 )
-from app.views import memory_view, message_view, parse_id
+from app.views import memory_view, page_view, parse_id
 
 bp = Blueprint("chat", __name__, url_prefix="/api/characters/<character_id>/chat")
 
@@ -62,18 +68,13 @@ async def regenerate(character_id: str) -> ResponseReturnValue:
 @document_response(MessagePage)
 async def history(character_id: str, query_args: HistoryQuery) -> ResponseReturnValue:
     """Paginated history, newest last within a page; `before` is exclusive."""
-    before = None
-    if query_args.before is not None:
-        before = parse_id(query_args.before)
-        if before is None:
-            raise InvalidRequest("`before` is not a message id")
     page = await services().chat.history(
-        current_user().id, parse_id(character_id), limit=query_args.limit, before=before
+        current_user().id,
+        parse_id(character_id),
+        limit=query_args.limit,
+        before=before_id(query_args.before),
     )
-    return {
-        "items": [message_view(m) for m in page.items],
-        "next_before": None if page.next_before is None else str(page.next_before),
-    }
+    return page_view(page)
 
 
 @bp.delete("")

@@ -9,10 +9,11 @@ from typing import Any, ParamSpec, TypeVar, cast
 from quart import Response, current_app, g, request
 from quart.typing import ResponseReturnValue
 
-from app.errors import Forbidden
+from app.errors import Forbidden, InvalidRequest
 from app.services.container import Services
 from app.services.runs import Run
 from app.sse import event_stream, wants_stream
+from app.views import parse_id
 from storage.records import User
 
 P = ParamSpec("P")
@@ -64,3 +65,13 @@ async def run_response(
 
 def no_content() -> Response:
     return Response(b"", status=204)
+
+
+def before_id(raw: str | None) -> int | None:
+    """The `before` query parameter of a history page (400 when it names no message)."""
+    if raw is None:
+        return None
+    before = parse_id(raw)
+    if before is None:
+        raise InvalidRequest("`before` is not a message id")
+    return before
