@@ -101,6 +101,15 @@ async def run_server(
             for process in (fake, server):
                 if process.popen.poll() is not None:
                     raise RuntimeError(f"{process.name} exited:\n{process.tail()}")
+            leftover = 0
+            with trio.move_on_after(args.idle_timeout) as idle_wait:
+                leftover = await target.wait_upstream_idle()
+            if leftover or idle_wait.cancelled_caught:
+                print(
+                    f"# {name}: {leftover} upstream calls still in flight from the previous "
+                    f"scenario{' (gave up waiting)' if idle_wait.cancelled_caught else ''}",
+                    flush=True,
+                )
             emit(await run(target), results)
     finally:
         await trio.to_thread.run_sync(server.stop)
@@ -170,6 +179,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--zero-seconds", type=float, default=5.0)
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between scenarios")
     parser.add_argument("--ready-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--idle-timeout", type=float, default=120.0, help="wait for the upstream to go idle"
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     for name in args.scenarios:

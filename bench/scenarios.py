@@ -146,6 +146,20 @@ class Target:
             for _ in range(count):
                 nursery.start_soon(self.client.get, self.url("/healthz"))
 
+    async def wait_upstream_idle(self) -> int:
+        """Wait until the fake has no request in flight (work left by a previous scenario).
+
+        Returns how many were in flight at first. Bound it with ``trio.fail_after``.
+        """
+        url = f"{fake_control_url(self.fake.url)}/_fake/stats"
+        first: int | None = None
+        while True:
+            active = int((await self.client.get(url)).json()["active"])
+            first = active if first is None else first
+            if active == 0:
+                return first
+            await trio.sleep(0.5)
+
     async def set_fake(self, **changes: float) -> None:
         """Patch the fake upstream's behaviour (``PUT /_fake/behaviour``)."""
         url = f"{fake_control_url(self.fake.url)}/_fake/behaviour"
@@ -335,8 +349,7 @@ async def generations(target: Target, count: int, scenario: str) -> dict[str, An
 
 async def group_turn(target: Target, scenario: str = "group") -> dict[str, Any]:
     """One group turn (strategy ``all``, three members) against one plain JSON chat reply."""
-    await target.ensure_accounts(1)
-    owner = target.accounts[0]
+    owner = await target.register(-1)  # its own user: nothing else ever runs on it
     members = [owner.character_id]
     for index in range(2):
         character = await target.post_json(
