@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
 from typing import Any
 
 STREAM_METRICS = [
@@ -76,3 +79,19 @@ def markdown_table(results: list[dict[str, Any]], scenarios: list[str]) -> str:
             )
             rows.append(f"| {name} | {metric} | {_fmt(a)} | {_fmt(b)} | {ratio} |")
     return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.report a.jsonl [b.jsonl ...]``: one table from saved ``--json-out`` runs.
+
+    Later files win for a (scenario, server) pair, so separate FastNPC and reference runs
+    combine into one comparison.
+    """
+    paths = sys.argv[1:] if argv is None else argv
+    lines = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()]
+    scenarios = list(dict.fromkeys(line["scenario"] for line in lines if "scenario" in line))
+    print(markdown_table(lines, scenarios))
+
+
+if __name__ == "__main__":
+    main()

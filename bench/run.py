@@ -60,10 +60,14 @@ def scenario(name: str, args: argparse.Namespace) -> tuple[Scenario, int]:
     raise SystemExit(f"unknown scenario {name!r}; known: {', '.join(ALL_SCENARIOS)} (or streamN)")
 
 
-def emit(line: dict[str, Any], sink: list[dict[str, Any]]) -> None:
-    """Print one JSON line and keep it for the table and ``--json-out``."""
+def emit(line: dict[str, Any], sink: list[dict[str, Any]], json_out: Path | None) -> None:
+    """Print one JSON line, keep it for the table, and append it to ``--json-out`` at once
+    (so a run that dies half way still leaves what it measured)."""
     sink.append(line)
     print(json.dumps(line), flush=True)
+    if json_out:
+        with json_out.open("a") as out:
+            out.write(json.dumps(line) + "\n")
 
 
 async def run_server(
@@ -95,6 +99,7 @@ async def run_server(
                 "rss_idle_mb": round(server.rss_bytes() / 2**20, 1),
             },
             results,
+            args.json_out,
         )
         for run, _ in chosen:
             await trio.sleep(args.pause)
@@ -110,7 +115,7 @@ async def run_server(
                     f"scenario{' (gave up waiting)' if idle_wait.cancelled_caught else ''}",
                     flush=True,
                 )
-            emit(await run(target), results)
+            emit(await run(target), results, args.json_out)
     finally:
         await trio.to_thread.run_sync(server.stop)
 
@@ -193,14 +198,14 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of ``python -m bench.run``."""
     args = parse_args(argv)
     args.fd_limit = raise_fd_limit()
+    if args.json_out:
+        args.json_out.write_text("")
     started = time.monotonic()
     results = trio.run(main_async, args)
     print()
     print(markdown_table(results, args.scenarios))
     print(f"\n{CONCURRENCY_NOTE.format(n=args.max_concurrency)}.")
     print(f"Total run time {time.monotonic() - started:.0f} s; pid {os.getpid()}.")
-    if args.json_out:
-        args.json_out.write_text("".join(json.dumps(line) + "\n" for line in results))
 
 
 if __name__ == "__main__":
