@@ -52,9 +52,12 @@ class ChatService:
         if character_id is not None:
             character = await self._db.read(characters.get_character, user_id, character_id)
             if character is not None:
-                conversation = await self._db.write(
-                    conversations.get_or_create_direct, user_id, character.id
-                )
+                # a read first: the conversation exists for every message but the first
+                conversation = await self._db.read(conversations.get_direct, user_id, character.id)
+                if conversation is None:
+                    conversation = await self._db.write(
+                        conversations.get_or_create_direct, user_id, character.id
+                    )
                 return character, conversation
         raise NotFound("no such character")
 

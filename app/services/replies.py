@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +11,11 @@ import trio
 
 import llm
 from app.services.runs import Run
+from storage import StorageUnavailable
 
-SAVE_GRACE_SECONDS = 10.0
+# Bounds a save only when it must outlive a cancellation; under heavy load a single SQLite
+# writer may queue writes for many seconds, which must not lose a reply.
+SAVE_GRACE_SECONDS = 60.0
 
 
 @dataclass
@@ -54,6 +58,14 @@ async def stream_reply(
     return ReplyOutcome(text, "complete", None)
 
 
-def shielded_save() -> trio.CancelScope:
-    """A bounded, shielded scope for writes that must survive cancellation."""
-    return trio.move_on_after(SAVE_GRACE_SECONDS, shield=True)
+@contextmanager
+def shielded_save() -> Iterator[None]:
+    """A bounded, shielded scope for writes that must survive cancellation.
+
+    If the bound runs out, the write did not happen: that is reported as `StorageUnavailable`,
+    never passed over in silence.
+    """
+    with trio.move_on_after(SAVE_GRACE_SECONDS, shield=True) as scope:
+        yield
+    if scope.cancelled_caught:
+        raise StorageUnavailable("the database did not complete a save in time")
