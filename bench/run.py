@@ -52,11 +52,11 @@ def scenario(name: str, args: argparse.Namespace) -> tuple[Scenario, int]:
         count = int(name.removeprefix("gen"))
         return (lambda t: generations(t, count, name)), count
     if name == "group":
-        return (lambda t: group_turn(t, name)), 1
+        return (lambda t: group_turn(t, name)), 0
     if name == "zero":
         return (
             lambda t: zero_latency(t, name, clients=args.zero_clients, seconds=args.zero_seconds)
-        ), args.zero_clients
+        ), 0
     raise SystemExit(f"unknown scenario {name!r}; known: {', '.join(ALL_SCENARIOS)} (or streamN)")
 
 

@@ -110,7 +110,7 @@ class Target:
         result: dict[str, Any] = response.json()
         return result
 
-    async def register(self, index: int) -> Account:
+    async def register(self, index: int | str) -> Account:
         """Register user ``index`` and give them a character."""
         user = await self.post_json(
             "/api/auth/register",
@@ -122,6 +122,20 @@ class Target:
         )
         account.character_id = character["id"]
         return account
+
+    async def fresh_accounts(self, count: int, label: str) -> list[Account]:
+        """``count`` new users no other scenario touches (bounded concurrency, unmeasured)."""
+        made: list[Account] = []
+        limiter = trio.CapacityLimiter(REGISTER_CONCURRENCY)
+
+        async def one(index: int) -> None:
+            async with limiter:
+                made.append(await self.register(f"{label}{index}"))
+
+        async with trio.open_nursery() as nursery:
+            for index in range(count):
+                nursery.start_soon(one, index)
+        return made
 
     async def ensure_accounts(self, count: int) -> None:
         """Register users up to ``count`` (bounded concurrency; outside any measurement)."""
@@ -349,7 +363,7 @@ async def generations(target: Target, count: int, scenario: str) -> dict[str, An
 
 async def group_turn(target: Target, scenario: str = "group") -> dict[str, Any]:
     """One group turn (strategy ``all``, three members) against one plain JSON chat reply."""
-    owner = await target.register(-1)  # its own user: nothing else ever runs on it
+    (owner,) = await target.fresh_accounts(1, "group")  # nothing else ever runs on it
     members = [owner.character_id]
     for index in range(2):
         character = await target.post_json(
@@ -391,8 +405,12 @@ async def group_turn(target: Target, scenario: str = "group") -> dict[str, Any]:
 async def zero_latency(
     target: Target, scenario: str = "zero", clients: int = 32, seconds: float = 5.0
 ) -> dict[str, Any]:
-    """``clients`` users each send non-streamed chats back to back for ``seconds``."""
-    await target.ensure_accounts(clients)
+    """``clients`` users each send non-streamed chats back to back for ``seconds``.
+
+    The users are fresh, so nothing left over by earlier scenarios (a reply still running on a
+    conversation gives 409) is in the way.
+    """
+    accounts = await target.fresh_accounts(clients, "zero")
     await target.warm_connections(clients)
     await target.set_fake(first_token_delay=0.0, tokens_per_second=0.0)
     done: list[float] = []
@@ -417,7 +435,7 @@ async def zero_latency(
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
-            for account in target.accounts[:clients]:
+            for account in accounts:
                 nursery.start_soon(client_loop, account)
 
     try:
