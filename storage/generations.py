@@ -73,14 +73,19 @@ def renew_owned(
 ) -> list[int]:
     """Heartbeat for every generation ``owner`` runs; returns the ids that should stop.
 
-    Extends the lease of all of ``owner``'s generations in one statement and
+    Extends the lease of ``owner``'s generations (only those in ``generation_ids`` when
+    given) in one statement and
     returns, ascending, those with a stop request; with ``generation_ids`` (the
     ids the caller is running) also those among them that no longer exist
     (ended, or taken over after their lease expired).
     """
+    condition = generations.c.owner == owner
+    if generation_ids is not None:
+        # only what the caller still runs: a row left behind by a failed save expires
+        condition = condition & generations.c.id.in_(list(generation_ids))
     renewed = conn.execute(
         update(generations)
-        .where(generations.c.owner == owner)
+        .where(condition)
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
         .returning(generations.c.id, generations.c.stop_requested)
     ).all()

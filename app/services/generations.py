@@ -47,6 +47,7 @@ class GenerationTracker:
             owner=self.owner,
             lease_seconds=self.lease_seconds,
             now=datetime.now(UTC),
+            generation_ids=list(self._runs),
         )
         for generation_id in stopped:
             run = self._runs.get(generation_id)

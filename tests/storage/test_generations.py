@@ -97,6 +97,23 @@ async def test_renew_owned_renews_all_and_reports_stops(db: Database) -> None:
     assert lost == sorted([g1, g2])
 
 
+async def test_renew_owned_leaves_untracked_rows_to_expire(db: Database) -> None:
+    """A row the owner no longer runs (its save failed) is not kept alive by the heartbeat."""
+    _, _, c1 = await make_direct(db, "u1")
+    _, _, c2 = await make_direct(db, "u2")
+    g1 = await db.write(generations.begin_generation, c1.id, owner="me", lease_seconds=10, now=T0)
+    g2 = await db.write(generations.begin_generation, c2.id, owner="me", lease_seconds=10, now=T0)
+    assert g1 is not None and g2 is not None
+    t = T0 + timedelta(seconds=8)
+    stop = await db.write(
+        generations.renew_owned, owner="me", lease_seconds=10, now=t, generation_ids=[g1]
+    )
+    assert stop == []
+    later = T0 + timedelta(seconds=12)
+    assert await db.read(generations.active_generation, c1.id, now=later) == g1
+    assert await db.read(generations.active_generation, c2.id, now=later) is None
+
+
 async def test_begin_is_exclusive_under_concurrency(db: Database) -> None:
     """Many tasks on two engines (two processes' worth of pools) race; exactly one wins."""
     _, _, conv = await make_direct(db)
