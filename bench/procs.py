@@ -190,7 +190,7 @@ def start_fastnpc(log_dir: Path, fake_url: str, *, workers: int, max_concurrency
     )
     argv = [*launcher, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if workers > 1:
-        argv += ["--workers", str(workers)]
+        argv.append(f"--workers={workers}")  # one token: app/cli.py drops only "--workers*"
     env = server_env(fake_url, log_dir / "fastnpc.db", max_concurrency)
     server = spawn("fastnpc", argv, log_dir, env)
     server.url = f"http://127.0.0.1:{port}"
