@@ -90,7 +90,11 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_CONFIG
-        argv = [a for a in child_argv() if not a.startswith("--workers")]
+        argv = child_argv()
+        if "--workers" in argv:  # `--workers N` as two tokens
+            i = argv.index("--workers")
+            del argv[i : i + 2]
+        argv = [a for a in argv if not a.startswith("--workers=")]
         return run_workers(argv, args.host, args.port, args.workers)
     return trio.run(_serve_async, args)
 
