@@ -44,12 +44,12 @@ CONCURRENCY_NOTE = (
 
 
 def scenario(name: str, args: argparse.Namespace) -> tuple[Scenario, int]:
-    """The scenario function for ``name`` and how many accounts it needs."""
-    if name.startswith("stream") or name.startswith("chat"):
-        count = int(name.removeprefix("stream").removeprefix("chat"))
+    """The scenario function for ``name`` and how many shared accounts it needs."""
+    prefix = name.rstrip("0123456789")
+    count = int(name[len(prefix) :] or 0)
+    if prefix in ("stream", "chat") and count:
         return (lambda t: concurrent_streams(t, count, name)), count
-    if name.startswith("gen"):
-        count = int(name.removeprefix("gen"))
+    if prefix == "gen" and count:
         return (lambda t: generations(t, count, name)), count
     if name == "group":
         return (lambda t: group_turn(t, name)), 0

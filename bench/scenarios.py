@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -123,36 +123,27 @@ class Target:
         account.character_id = character["id"]
         return account
 
-    async def fresh_accounts(self, count: int, label: str) -> list[Account]:
-        """``count`` new users no other scenario touches (bounded concurrency, unmeasured)."""
-        made: list[Account] = []
-        limiter = trio.CapacityLimiter(REGISTER_CONCURRENCY)
-
-        async def one(index: int) -> None:
-            async with limiter:
-                made.append(await self.register(f"{label}{index}"))
-
-        async with trio.open_nursery() as nursery:
-            for index in range(count):
-                nursery.start_soon(one, index)
-        return made
-
-    async def ensure_accounts(self, count: int) -> None:
-        """Register users up to ``count`` (bounded concurrency; outside any measurement)."""
-        missing = range(len(self.accounts), count)
-        if not missing:
-            return
+    async def register_many(self, labels: Sequence[int | str]) -> list[Account]:
+        """Register one user per label, ``REGISTER_CONCURRENCY`` at a time; in label order."""
         made: dict[int, Account] = {}
         limiter = trio.CapacityLimiter(REGISTER_CONCURRENCY)
 
-        async def one(index: int) -> None:
+        async def one(position: int, label: int | str) -> None:
             async with limiter:
-                made[index] = await self.register(index)
+                made[position] = await self.register(label)
 
         async with trio.open_nursery() as nursery:
-            for index in missing:
-                nursery.start_soon(one, index)
-        self.accounts.extend(made[i] for i in missing)
+            for position, label in enumerate(labels):
+                nursery.start_soon(one, position, label)
+        return [made[position] for position in range(len(labels))]
+
+    async def fresh_accounts(self, count: int, label: str) -> list[Account]:
+        """``count`` new users no other scenario touches (outside any measurement)."""
+        return await self.register_many([f"{label}{index}" for index in range(count)])
+
+    async def ensure_accounts(self, count: int) -> None:
+        """Register shared users up to ``count`` (outside any measurement)."""
+        self.accounts.extend(await self.register_many(range(len(self.accounts), count)))
 
     async def warm_connections(self, count: int) -> None:
         """Open ~``count`` pooled keep-alive connections so connect cost is outside the window."""
