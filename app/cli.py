@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     args = _parser().parse_args(args_list)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per upstream call
     if args.command == "serve":
         return _serve(args)
     if args.command == "db":
