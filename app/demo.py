@@ -26,10 +26,10 @@ from rich.table import Table
 
 from app.factory import create_app
 from app.server import serve
-from app.services.profile import CATEGORIES
 from app.settings import Settings
 from llm import LLMSettings, SSEDecoder, SSEEvent
 from llm.fake import FakeBehaviour, serve_fake_upstream
+from storage.characters import CATEGORIES
 
 SPEAKER_STYLES = ("cyan", "magenta", "green", "yellow")
 

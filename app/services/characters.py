@@ -12,7 +12,6 @@ import trio
 import llm
 from app.errors import InvalidRequest, NotFound
 from app.services.profile import (
-    CATEGORIES,
     DESCRIPTIONS,
     GENERATION_SCHEMAS,
     ProfileError,
@@ -22,6 +21,7 @@ from app.services.prompts import generation_prompt
 from app.services.runs import Run, RunRegistry
 from app.views import character_view
 from storage import Database, characters
+from storage.characters import CATEGORIES
 from storage.records import Character
 
 

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 import llm
+from app.services.changes import ChangeSignal
 from app.services.supervisor import Supervisor, SupervisorPolicy
 from storage import (
     Database,
@@ -138,7 +139,7 @@ class MemoryService:
     def __post_init__(self) -> None:
         self.supervisor = Supervisor("memory", self.policy)
         self._wakeup = trio.Event()
-        self._changed = trio.Event()
+        self._changes = ChangeSignal()
         self._next_retry: float | None = None
         self._rng = random.Random()
         self.running = 0
@@ -204,11 +205,7 @@ class MemoryService:
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Wait until `predicate()` holds; re-checked whenever a job of this process changes."""
-        while True:
-            changed = self._changed
-            if predicate():
-                return
-            await changed.wait()
+        await self._changes.wait_for(predicate)
 
     async def wait_idle(self) -> None:
         """Return once the database holds no queued or running job.
@@ -216,15 +213,14 @@ class MemoryService:
         Re-checked whenever a job is enqueued or finishes here; bound it with `trio.fail_after`.
         """
         while True:
-            changed = self._changed
+            changed = self._changes.current()
             counts = await self.db.read(jobs.counts)
             if counts["queued"] == 0 and counts["running"] == 0:
                 return
             await changed.wait()
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, trio.Event()
-        changed.set()
+        self._changes.notify()
 
     # ---- workers
 

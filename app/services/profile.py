@@ -10,16 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-CATEGORIES: tuple[str, ...] = (
-    "identity",
-    "personality",
-    "backstory",
-    "abilities",
-    "dialogue",
-    "tasks",
-    "world",
-    "system",
-)
+from storage.characters import CATEGORIES
 
 # category -> (field, is_list)
 FIELDS: dict[str, tuple[tuple[str, bool], ...]] = {

@@ -23,6 +23,8 @@ from typing import Any
 
 import trio
 
+from app.services.changes import ChangeSignal
+
 log = logging.getLogger(__name__)
 
 WorkerFn = Callable[[], Awaitable[None]]
@@ -69,7 +71,7 @@ class Supervisor:
     policy: SupervisorPolicy = field(default_factory=SupervisorPolicy)
     rng: random.Random = field(default_factory=random.Random)
     workers: dict[str, WorkerState] = field(default_factory=dict)
-    _changed: trio.Event = field(default_factory=trio.Event, repr=False)
+    _changes: ChangeSignal = field(default_factory=ChangeSignal, repr=False)
 
     @property
     def restarts(self) -> int:
@@ -113,15 +115,10 @@ class Supervisor:
 
     async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Wait until `predicate()` holds; re-checked whenever a worker starts or crashes."""
-        while True:
-            changed = self._changed
-            if predicate():
-                return
-            await changed.wait()
+        await self._changes.wait_for(predicate)
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, trio.Event()
-        changed.set()
+        self._changes.notify()
 
     async def run(
         self,
