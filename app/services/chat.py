@@ -7,6 +7,7 @@ server processes, and `/chat/stop` works from any process through the stop flag.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,10 +51,17 @@ class ChatService:
         self, user_id: int, character_id: int | None
     ) -> tuple[Character, Conversation]:
         if character_id is not None:
-            character = await self._db.read(characters.get_character, user_id, character_id)
+            cid = character_id
+
+            def lookup(conn: Connection) -> tuple[Character | None, Conversation | None]:
+                character = characters.get_character(conn, user_id, cid)
+                if character is None:
+                    return None, None
+                return character, conversations.get_direct(conn, user_id, cid)
+
+            character, conversation = await self._db.read(lookup)
             if character is not None:
-                # a read first: the conversation exists for every message but the first
-                conversation = await self._db.read(conversations.get_direct, user_id, character.id)
+                # the conversation exists for every message but the first
                 if conversation is None:
                     conversation = await self._db.write(
                         conversations.get_or_create_direct, user_id, character.id
@@ -66,23 +74,25 @@ class ChatService:
         owner = self._tracker.owner
         lease = self._tracker.lease_seconds
 
-        def begin(conn: Connection) -> tuple[int, Message] | None:
+        def begin(conn: Connection) -> tuple[int, Message, PromptContext] | None:
             gid = generations.begin_generation(
                 conn, conversation.id, owner=owner, lease_seconds=lease, now=datetime.now(UTC)
             )
             if gid is None:
                 return None
-            return gid, messages.add_message(conn, conversation.id, "user", content)
+            user_message = messages.add_message(conn, conversation.id, "user", content)
+            return gid, user_message, _load_context(conn, conversation.id, before=None)
 
         begun = await self._db.write(begin)
         if begun is None:
             raise _in_progress()
-        generation_id, user_message = begun
+        generation_id, user_message, context = begun
         return self._start(
             user_id,
             character,
             conversation,
             generation_id,
+            context,
             user_message=user_message,
             replacing=None,
         )
@@ -92,22 +102,30 @@ class ChatService:
         owner = self._tracker.owner
         lease = self._tracker.lease_seconds
 
-        def begin(conn: Connection) -> tuple[int | None, Message | None]:
+        def begin(conn: Connection) -> tuple[int | None, Message | None, PromptContext | None]:
             last = messages.last_assistant_message(conn, conversation.id)
             if last is None:
-                return None, None
+                return None, None, None
             gid = generations.begin_generation(
                 conn, conversation.id, owner=owner, lease_seconds=lease, now=datetime.now(UTC)
             )
-            return gid, last
+            if gid is None:
+                return None, last, None
+            return gid, last, _load_context(conn, conversation.id, before=last.id)
 
-        generation_id, last = await self._db.write(begin)
+        generation_id, last, context = await self._db.write(begin)
         if last is None:
             raise Conflict("there is no assistant reply to regenerate")
-        if generation_id is None:
+        if generation_id is None or context is None:
             raise _in_progress()
         return self._start(
-            user_id, character, conversation, generation_id, user_message=None, replacing=last
+            user_id,
+            character,
+            conversation,
+            generation_id,
+            context,
+            user_message=None,
+            replacing=last,
         )
 
     def _start(
@@ -116,6 +134,7 @@ class ChatService:
         character: Character,
         conversation: Conversation,
         generation_id: int,
+        context: PromptContext,
         *,
         user_message: Message | None,
         replacing: Message | None,
@@ -125,7 +144,9 @@ class ChatService:
             try:
                 if user_message is not None:
                     run.publish("user_message", message_view(user_message))
-                prompt = await self._prompt(character, conversation, before=replacing)
+                system = character_system_prompt(character, context.memories)
+                history = direct_history(context.recent)
+                prompt = build_prompt(system, history, budget=self._budget)
                 outcome = await stream_reply(
                     self._client,
                     run,
@@ -136,13 +157,13 @@ class ChatService:
                 )
                 status = outcome.status
 
-                def save(conn: Connection) -> Message | None:
+                def save(conn: Connection) -> tuple[Message | None, int]:
                     generations.end_generation(conn, generation_id)
                     if status != "complete" and not outcome.text:
-                        return None
+                        return None, 0
                     if replacing is not None and status == "complete":
                         messages.delete_message(conn, replacing.id)
-                    return messages.add_message(
+                    reply = messages.add_message(
                         conn,
                         conversation.id,
                         "assistant",
@@ -150,9 +171,10 @@ class ChatService:
                         character_id=character.id,
                         status=status,  # type: ignore[arg-type]
                     )
+                    return reply, messages.count_uncompressed(conn, conversation.id)
 
                 with shielded_save():
-                    reply = await self._db.write(save)
+                    reply, uncompressed = await self._db.write(save)
                     ended = True
                 reply_view = None if reply is None else message_view(reply)
                 if outcome.error is not None:
@@ -162,7 +184,7 @@ class ChatService:
                 if reply_view is not None:
                     run.publish("reply", reply_view)
                 if status == "complete":
-                    await self._memory.maybe_schedule(conversation.id)
+                    await self._memory.maybe_schedule(conversation.id, uncompressed=uncompressed)
                 return {
                     "user_message": None if user_message is None else message_view(user_message),
                     "reply": reply_view,
@@ -176,20 +198,6 @@ class ChatService:
         run = self._runs.start(("chat", conversation.id), body)
         self._tracker.track(generation_id, run)
         return run
-
-    async def _prompt(
-        self, character: Character, conversation: Conversation, *, before: Message | None
-    ) -> list[llm.ChatMessage]:
-        def load(conn: Connection) -> tuple[list[Memory], list[Message]]:
-            mems = memories.list_memories(conn, conversation.id)
-            recent = messages.recent_uncompressed(conn, conversation.id, limit=HISTORY_WINDOW)
-            return mems, recent
-
-        mems, recent = await self._db.read(load)
-        if before is not None:
-            recent = [m for m in recent if m.id < before.id]
-        system = character_system_prompt(character, mems)
-        return build_prompt(system, direct_history(recent), budget=self._budget)
 
     async def stop(self, user_id: int, character_id: int | None) -> bool:
         _, conversation = await self._conversation(user_id, character_id)
@@ -220,6 +228,21 @@ class ChatService:
     async def compress(self, user_id: int, character_id: int | None) -> bool:
         _, conversation = await self._conversation(user_id, character_id)
         return await self._memory.schedule(conversation.id, force=True)
+
+
+@dataclass(frozen=True)
+class PromptContext:
+    """What a reply's prompt is built from, read in the transaction that begins it."""
+
+    memories: list[Memory]
+    recent: list[Message]  # uncompressed, oldest first, ending with the message answered
+
+
+def _load_context(conn: Connection, conversation_id: int, *, before: int | None) -> PromptContext:
+    recent = messages.recent_uncompressed(conn, conversation_id, limit=HISTORY_WINDOW)
+    if before is not None:
+        recent = [m for m in recent if m.id < before]
+    return PromptContext(memories.list_memories(conn, conversation_id), recent)
 
 
 def _in_progress() -> Conflict:

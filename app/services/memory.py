@@ -146,13 +146,18 @@ class MemoryService:
 
     # ---- scheduling (called by the chat and group services, and by /chat/compress)
 
-    async def maybe_schedule(self, conversation_id: int) -> bool:
+    async def maybe_schedule(
+        self, conversation_id: int, *, uncompressed: int | None = None
+    ) -> bool:
         """Enqueue compression when the uncompressed messages exceed the trigger.
 
+        `uncompressed` is the count when the caller read it in its own transaction.
         Best effort: a database error is logged, not raised (the next message checks again).
         """
         try:
-            count = await self.db.read(messages.count_uncompressed, conversation_id)
+            count = uncompressed
+            if count is None:
+                count = await self.db.read(messages.count_uncompressed, conversation_id)
             if count <= self.trigger:
                 return False
             return await self._enqueue(conversation_id)
