@@ -37,10 +37,6 @@ class GenerateIn(_In):
     model: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-class RegenerateIn(_In):
-    model: str | None = Field(default=None, min_length=1, max_length=200)
-
-
 class ChatIn(_In):
     content: str = Field(min_length=1, max_length=8_000)
 
@@ -143,16 +139,6 @@ class StoppedOut(BaseModel):
 
 class QueuedOut(BaseModel):
     queued: bool
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: Any = None
-
-
-class ErrorOut(BaseModel):
-    error: ErrorBody
 
 
 # ---- groups and admin (responses, documentation)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
@@ -30,10 +28,6 @@ from app.views import memory_view, page_view, parse_id
 bp = Blueprint("chat", __name__, url_prefix="/api/characters/<character_id>/chat")
 
 
-def _reply_shape(result: dict[str, Any]) -> dict[str, Any]:
-    return result
-
-
 @bp.post("")
 @authenticated
 @validate_request(ChatIn)
@@ -41,7 +35,7 @@ def _reply_shape(result: dict[str, Any]) -> dict[str, Any]:
 async def send(character_id: str, data: ChatIn) -> ResponseReturnValue:
     """[stream] Send a message; `user_message`, `delta`…, `reply`, `done`."""
     run = await services().chat.send(current_user().id, parse_id(character_id), data.content)
-    return await run_response(run, _reply_shape)
+    return await run_response(run, dict)
 
 
 @bp.post("/stop")

@@ -50,11 +50,6 @@ class EventLog:
             await self._changed.wait()
         return self._events[cursor:]
 
-    def terminal(self) -> Event | None:
-        if self.closed:
-            return self._events[-1]
-        return None
-
 
 def coalesce(batch: list[Event]) -> list[Event]:
     """Merge consecutive `delta` events of the same speaker into one (text concatenated)."""

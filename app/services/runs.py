@@ -60,7 +60,6 @@ class RunRegistry:
         self._runs: dict[Hashable, Run] = {}
         self._idle = trio.Event()
         self._idle.set()
-        self.closing = False
 
     def get(self, key: Hashable) -> Run | None:
         return self._runs.get(key)
@@ -110,6 +109,5 @@ class RunRegistry:
         await self._idle.wait()
 
     def stop_all(self, reason: str) -> None:
-        self.closing = True
         for run in list(self._runs.values()):
             run.stop(reason)
