@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
+import h11
 import httpx
 import pydantic
 import trio
@@ -63,9 +64,20 @@ _MAX_ERROR_BODY = 64 * 1024
 class _Upstream:
     """One open streamed response of one attempt."""
 
-    __slots__ = ("response", "state", "keepalives", "_chunks", "_decoder", "_eof")
+    __slots__ = (
+        "response",
+        "state",
+        "keepalives",
+        "_chunks",
+        "_decoder",
+        "_eof",
+        "_h11",
+        "_batch",
+        "_read_after",
+        "_failure",
+    )
 
-    def __init__(self, response: httpx.Response, model: str) -> None:
+    def __init__(self, response: httpx.Response, model: str, batch: float = 0.0) -> None:
         self.response = response
         self.state = StreamState(model)
         self.keepalives = 0  # comment lines seen; they never count as progress
@@ -75,31 +87,63 @@ class _Upstream:
         self._chunks = cast(AsyncGenerator[bytes, None], chunks)
         self._decoder = SSEDecoder()
         self._eof = False
+        # Read coalescing: once deltas flow, the next network read waits until ``batch``
+        # seconds after the previous delivery, so one wake-up and one recv take every event
+        # that arrived meanwhile; what h11 already holds is handed over without waiting.
+        self._h11 = _h11_connection(response) if batch else None
+        self._batch = batch if self._h11 is not None else 0.0
+        self._read_after = 0.0
+        self._failure: LLMError | None = None
+
+    def _buffered(self) -> bool:
+        """Whether h11 holds received bytes beyond a chunk's CRLF (more events, no recv)."""
+        h11_conn = self._h11
+        return h11_conn is not None and len(h11_conn.trailing_data[0]) > 2
 
     async def fill(self) -> None:
-        """Read until a delta is pending or the stream is done; raise ``LLMError`` on failure."""
+        """Read until a delta is pending (and every event already received is decoded) or
+        the stream is done; raise ``LLMError`` on failure.
+
+        A failure read after deltas still pending is held back until they are taken, so
+        a caller always gets every delta that arrived before it."""
+        if self._failure is not None:
+            raise self._failure
         state = self.state
         pending = state.pending
-        decoder = self._decoder
-        while not pending:
-            if state.done:
-                await self._drain()
-                return
-            try:
-                chunk = await self._chunks.__anext__()
-            except StopAsyncIteration:
-                self._eof = True
-                state.finish_at_eof()
-                return
-            except httpx.TransportError as exc:
-                raise error_from_transport(exc) from exc
-            for item in decoder.feed(chunk):
-                if item.__class__ is SSEEvent:
-                    state.handle_data(item.data)
-                    if state.done:
-                        break
-                else:
-                    self.keepalives += 1
+        if self._read_after and not state.done:
+            await trio.sleep_until(self._read_after)
+        try:
+            while not pending or self._buffered():
+                if state.done:
+                    if not pending:
+                        await self._drain()
+                    return
+                await self._read_chunk()
+        except LLMError as exc:
+            if not pending:
+                raise
+            self._failure = exc
+            return
+        if self._batch:
+            self._read_after = trio.current_time() + self._batch
+
+    async def _read_chunk(self) -> None:
+        state = self.state
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._eof = True
+            state.finish_at_eof()
+            return
+        except httpx.TransportError as exc:
+            raise error_from_transport(exc) from exc
+        for item in self._decoder.feed(chunk):
+            if item.__class__ is SSEEvent:
+                state.handle_data(item.data)
+                if state.done:
+                    return
+            else:
+                self.keepalives += 1
 
     async def read_body(self) -> bytes:
         """The start (up to 64 KiB) of a body that is not an event stream, e.g. an error."""
@@ -171,18 +215,38 @@ class ChatStream:
     async def __anext__(self) -> str:
         pending = self._pending
         if not pending:
-            if self.error is not None:
-                raise self.error
-            state = self._upstream.state
-            if not state.done:
-                await self._wait_for_delta()
-            if not pending:
-                if self.result is None:
-                    self.result = state.completion(self.text)
-                raise StopAsyncIteration
+            await self._refill()
         delta = pending.popleft()
         self._parts.append(delta)
         return delta
+
+    def batches(self) -> AsyncIterator[str]:
+        """Like iterating the stream, but each item is every delta received so far joined
+        into one string: one item per network read instead of one per token."""
+        return _Batches(self)
+
+    async def next_batch(self) -> str:
+        """All pending deltas joined (waiting for at least one); ``StopAsyncIteration`` at
+        the end of the stream."""
+        pending = self._pending
+        if not pending:
+            await self._refill()
+        text = pending.popleft() if len(pending) == 1 else "".join(pending)
+        pending.clear()
+        self._parts.append(text)
+        return text
+
+    async def _refill(self) -> None:
+        """Wait until a delta is pending; raise the stream's error or ``StopAsyncIteration``."""
+        if self.error is not None:
+            raise self.error
+        state = self._upstream.state
+        if not state.done:
+            await self._wait_for_delta()
+        if not self._pending:
+            if self.result is None:
+                self.result = state.completion(self.text)
+            raise StopAsyncIteration
 
     async def _wait_for_delta(self) -> None:
         idle_deadline = trio.current_time() + self._idle_timeout
@@ -201,6 +265,19 @@ class ChatStream:
                     f"no token from the LLM for {self._idle_timeout:g} s mid-stream"
                 )
             raise self.error
+
+
+class _Batches:
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: ChatStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> _Batches:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self._stream.next_batch()
 
 
 class OpenRouterClient:
@@ -276,7 +353,12 @@ class OpenRouterClient:
         the block early closes the response, which aborts the upstream request.
         """
         async with self._stream(
-            messages, model=model, user=user, temperature=temperature, max_tokens=max_tokens
+            messages,
+            model=model,
+            user=user,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            batch=self.settings.stream_batch,
         ) as chat:
             yield chat
 
@@ -348,6 +430,7 @@ class OpenRouterClient:
         temperature: float | None,
         max_tokens: int | None,
         response_format: dict[str, Any] | None = None,
+        batch: float = 0.0,
     ) -> AsyncIterator[ChatStream]:
         model_name = model or self.settings.model
         metrics = self.metrics
@@ -360,7 +443,7 @@ class OpenRouterClient:
             async with self.limiter.slot(user):
                 start = trio.current_time()
                 total_deadline = start + self.settings.total_timeout
-                upstream = await self._attempts(content, model_name, total_deadline)
+                upstream = await self._attempts(content, model_name, total_deadline, batch)
                 if upstream.state.pending:
                     metrics.record_first_token(model_name, trio.current_time() - start)
                 in_setup = False
@@ -406,7 +489,9 @@ class OpenRouterClient:
             body["response_format"] = response_format
         return json.dumps(body, ensure_ascii=False).encode()
 
-    async def _attempts(self, content: bytes, model: str, total_deadline: float) -> _Upstream:
+    async def _attempts(
+        self, content: bytes, model: str, total_deadline: float, batch: float
+    ) -> _Upstream:
         """Run attempts until one yields its first delta (or finishes), within the budget."""
         policy = self.retry_policy
         retries = 0
@@ -416,7 +501,7 @@ class OpenRouterClient:
             error: LLMError | None = None
             with trio.move_on_at(deadline):
                 try:
-                    return await self._open(content, model)
+                    return await self._open(content, model, batch)
                 except LLMError as exc:
                     error = exc
             if error is None:  # the deadline cancelled the attempt
@@ -440,7 +525,7 @@ class OpenRouterClient:
             retries += 1
             self.metrics.record_retry(model)
 
-    async def _open(self, content: bytes, model: str) -> _Upstream:
+    async def _open(self, content: bytes, model: str, batch: float) -> _Upstream:
         """One attempt: send the request and read up to the first delta."""
         request = self._http.build_request(
             "POST", self._url, content=content, headers=self._headers
@@ -449,7 +534,7 @@ class OpenRouterClient:
             response = await self._http.send(request, stream=True)
         except httpx.TransportError as exc:
             raise error_from_transport(exc) from exc
-        upstream = _Upstream(response, model)
+        upstream = _Upstream(response, model, batch)
         opened = False
         try:
             if response.status_code != 200:
@@ -463,6 +548,18 @@ class OpenRouterClient:
         finally:
             if not opened:
                 await upstream.aclose()
+
+
+def _h11_connection(response: httpx.Response) -> h11.Connection | None:
+    """The h11 state machine under an httpx HTTP/1.1 response, found through httpx's and
+    httpcore's stream wrappers; None if their shape is not the one known here (then reads
+    are not coalesced, nothing else changes)."""
+    node: object = response.stream
+    for attr in ("_stream", "_httpcore_stream", "_stream", "_connection", "_h11_state"):
+        node = getattr(node, attr, None)
+        if node is None:
+            return None
+    return node if isinstance(node, h11.Connection) else None
 
 
 def _error_from_json_200(body: bytes, headers: httpx.Headers) -> LLMError:

@@ -1,6 +1,6 @@
 """OpenRouter's wire protocol: error mapping and the per-attempt stream state.
 
-Chunks are parsed with ``json.loads`` and plain dict access (no models per
+Chunks are parsed with ``orjson.loads`` and plain dict access (no models per
 chunk: this runs once per delta on every stream).
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 
 from llm.errors import (
     AuthenticationError,
@@ -136,7 +137,7 @@ class StreamState:
             self.done = True
             return
         try:
-            chunk = json.loads(data)
+            chunk = orjson.loads(data)
         except ValueError:
             raise ProtocolError("malformed stream chunk (not JSON)") from None
         if type(chunk) is not dict:

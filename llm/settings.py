@@ -29,5 +29,9 @@ class LLMSettings(BaseSettings):
     total_timeout: float = Field(default=300, gt=0, validation_alias="FASTNPC_LLM_TOTAL_TIMEOUT")
     max_retries: int = Field(default=2, ge=0, validation_alias="FASTNPC_LLM_MAX_RETRIES")
     retry_after_cap: float = Field(default=30, ge=0, validation_alias="FASTNPC_LLM_RETRY_AFTER_CAP")
+    # Seconds between network reads of a streamed reply once tokens flow (0: read at once).
+    stream_batch: float = Field(
+        default=0.1, ge=0, le=2, validation_alias="FASTNPC_LLM_STREAM_BATCH"
+    )
     referer: str | None = Field(default=None, validation_alias="FASTNPC_LLM_REFERER")
     title: str | None = Field(default="FastNPC", validation_alias="FASTNPC_LLM_TITLE")

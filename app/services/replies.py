@@ -45,7 +45,7 @@ async def stream_reply(
     with cancel_scope:
         try:
             async with client.stream(messages, user=user) as stream:
-                async for delta in stream:
+                async for delta in stream.batches():
                     parts.append(delta)
                     run.publish("delta", {**tag, "text": delta})
         except llm.LLMError as exc:

@@ -513,3 +513,36 @@ async def test_keepalives_are_seen_but_not_yielded(
         deltas = [delta async for delta in chat]
     assert chat.keepalives >= 2
     assert "".join(deltas) == upstream.requests[-1].reply
+
+
+async def test_stream_reads_are_coalesced(upstream: FakeUpstream, http: httpx.AsyncClient) -> None:
+    # 30 tokens 10 ms apart; with reads at most every 100 ms they arrive in a few batches,
+    # each batch being everything that came in since the previous read.
+    upstream.behaviour.tokens = 30
+    upstream.behaviour.tokens_per_second = 100
+    client = make_client(upstream, http, stream_batch=0.1)
+    arrivals: list[float] = []
+    batches: list[str] = []
+    with trio.fail_after(10):
+        async with client.stream(MESSAGES) as chat:
+            async for text in chat.batches():
+                arrivals.append(trio.current_time())
+                batches.append(text)
+    record = upstream.requests[-1]
+    assert "".join(batches) == chat.text == record.reply
+    assert chat.result is not None and chat.result.text == record.reply
+    assert 2 <= len(batches) < 30
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    assert min(gaps) >= 0.09  # never a second network read sooner than stream_batch
+
+
+async def test_coalesced_stream_still_yields_each_delta(
+    upstream: FakeUpstream, http: httpx.AsyncClient
+) -> None:
+    upstream.behaviour.tokens = 30
+    upstream.behaviour.tokens_per_second = 100
+    client = make_client(upstream, http, stream_batch=0.1)
+    with trio.fail_after(10):
+        async with client.stream(MESSAGES) as chat:
+            deltas = [delta async for delta in chat]
+    assert len(deltas) == 30 and "".join(deltas) == upstream.requests[-1].reply
