@@ -102,6 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 async def _serve_async(args: argparse.Namespace) -> int:
     from app.factory import create_app
+    from app.runtime import tune_for_serving
     from app.server import serve
     from app.settings import Settings
 
@@ -117,6 +118,7 @@ async def _serve_async(args: argparse.Namespace) -> int:
                 settings.llm.api_key = SecretStr("fake-llm")
             print(f"fake LLM at {fake.base_url}", flush=True)
         app = create_app(settings)
+        tune_for_serving()
         async with trio.open_nursery() as server:
             binds = await server.start(
                 lambda task_status: serve(app, bind, task_status=task_status)
