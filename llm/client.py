@@ -116,7 +116,7 @@ class _Upstream:
             while not pending or self._buffered():
                 if state.done:
                     if not pending:
-                        await self._drain()
+                        await self.drain()
                     return
                 await self._read_chunk()
         except LLMError as exc:
@@ -159,7 +159,7 @@ class _Upstream:
             raise error_from_transport(exc) from exc
         return b"".join(parts)
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
         # Reading the body to its end lets httpx return the connection to the pool.
         if self._eof:
             return
@@ -246,6 +246,7 @@ class ChatStream:
         if not self._pending:
             if self.result is None:
                 self.result = state.completion(self.text)
+                await self._upstream.drain()  # the body's end, so the connection is reused
             raise StopAsyncIteration
 
     async def _wait_for_delta(self) -> None:

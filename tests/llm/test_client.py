@@ -546,3 +546,18 @@ async def test_coalesced_stream_still_yields_each_delta(
         async with client.stream(MESSAGES) as chat:
             deltas = [delta async for delta in chat]
     assert len(deltas) == 30 and "".join(deltas) == upstream.requests[-1].reply
+
+
+async def test_sequential_streams_reuse_one_connection(
+    upstream: FakeUpstream, http: httpx.AsyncClient
+) -> None:
+    # [DONE] often arrives with the last deltas; the body's end must still be read so that
+    # httpx returns the connection to the pool instead of dropping it.
+    client = make_client(upstream, http)
+    for index in range(20):
+        async with client.stream([{"role": "user", "content": f"hello {index}"}]) as chat:
+            async for _ in chat.batches():
+                pass
+        assert chat.result is not None
+    assert upstream.completed == 20 and upstream.disconnects == 0
+    assert upstream.connections_total == 1
