@@ -7,8 +7,9 @@ endpoint ``PUT /_fake/behaviour`` patches it from JSON (`FakeBehaviour.patch`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 UsageChunkStyle = Literal["empty_choices", "empty_delta_choice", "alternate"]
 USAGE_CHUNK_STYLES: frozenset[str] = frozenset(get_args(UsageChunkStyle))
@@ -52,6 +53,10 @@ class FakeBehaviour:
     """Keep at most this many `RecordedRequest`s (oldest dropped)."""
 
     def __post_init__(self) -> None:
+        for name, expected in _field_types().items():  # FakeBehaviour(first_token_delay=0)
+            value = getattr(self, name)
+            if expected is float and type(value) is int:
+                setattr(self, name, float(value))
         self.validate()
 
     def validate(self) -> None:
@@ -73,14 +78,14 @@ class FakeBehaviour:
         """Apply a JSON object of field changes atomically (all or nothing)."""
         if not isinstance(changes, dict):
             raise InvalidFakeConfig("a behaviour patch must be a JSON object")
-        current = self.to_json()
-        unknown = set(changes) - set(current)
+        types = _field_types()
+        unknown = set(changes) - set(types)
         if unknown:
             raise InvalidFakeConfig(f"unknown behaviour fields: {sorted(unknown)}")
         converted: dict[str, Any] = {}
         for name, value in changes.items():
-            expected = type(current[name])
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            expected = types[name]  # the declared type: the stored value may be an int for a float
+            if expected is float and type(value) is int:  # not bool: True is no number here
                 value = float(value)
             if type(value) is not expected:
                 raise InvalidFakeConfig(f"{name} must be {expected.__name__}")
@@ -92,3 +97,12 @@ class FakeBehaviour:
     def to_json(self) -> dict[str, Any]:
         """The behaviour as a JSON-ready dict."""
         return dataclasses.asdict(self)
+
+
+@functools.cache
+def _field_types() -> dict[str, type]:
+    """Each field's declared runtime type (``str`` for a ``Literal`` of strings)."""
+    return {
+        name: type(get_args(hint)[0]) if get_origin(hint) is Literal else hint
+        for name, hint in get_type_hints(FakeBehaviour).items()
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 from functools import partial
 
 import trio
@@ -12,7 +13,10 @@ from llm.fake.server import serve_fake_upstream
 
 
 def run_fake_upstream_cli(argv: list[str] | None = None) -> None:
-    """Parse ``argv``, serve until interrupted; print the base URL on one line once listening."""
+    """Parse ``argv``, serve until interrupted; print the base URL on one line once listening.
+
+    SIGINT (Ctrl-C) or SIGTERM stops it quietly with exit status 0.
+    """
     parser = argparse.ArgumentParser(
         prog="fastnpc fake-llm", description="Fake OpenRouter-compatible LLM upstream."
     )
@@ -37,13 +41,17 @@ def run_fake_upstream_cli(argv: list[str] | None = None) -> None:
     )
     try:
         trio.run(partial(_serve, args.host, args.port, behaviour))
-    except KeyboardInterrupt:
-        return
+    except* KeyboardInterrupt:  # a Ctrl-C before the signal receiver is installed
+        pass
 
 
 async def _serve(host: str, port: int, behaviour: FakeBehaviour) -> None:
-    async with trio.open_nursery() as nursery:
-        fake = await nursery.start(
-            partial(serve_fake_upstream, host=host, port=port, behaviour=behaviour)
-        )
-        print(fake.base_url, flush=True)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            fake = await nursery.start(
+                partial(serve_fake_upstream, host=host, port=port, behaviour=behaviour)
+            )
+            print(fake.base_url, flush=True)
+            async for _ in signals:
+                break
+            nursery.cancel_scope.cancel()

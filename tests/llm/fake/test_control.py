@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -47,6 +48,25 @@ async def test_put_behaviour_patches_fields(
     assert (await control.get("/behaviour")).json() == upstream.behaviour.to_json()
     events = parse_events((await client.post("/chat/completions", json=chat())).text)
     assert len(content_of(events)) == 12
+
+
+async def test_float_fields_set_as_ints_still_take_float_patches(
+    upstream: FakeUpstream, control: httpx.AsyncClient
+) -> None:
+    upstream.behaviour.first_token_delay = 0  # an int, as a test mutating in place may store
+    response = await control.put("/behaviour", json={"first_token_delay": 0.25})
+    assert response.status_code == 200
+    assert upstream.behaviour.first_token_delay == 0.25
+    behaviour = FakeBehaviour(tokens_per_second=0, keepalive_interval=1)
+    assert isinstance(behaviour.tokens_per_second, float)
+    assert isinstance(behaviour.keepalive_interval, float)
+    behaviour.patch({"tokens_per_second": 2.5, "keepalive_interval": 2})
+    assert behaviour.tokens_per_second == 2.5
+    assert isinstance(behaviour.keepalive_interval, float)
+    behaviour.patch({"keepalive_interval": 0.5})
+    for bad in ({"split_utf8": 1}, {"tokens_per_second": True}, {"tokens": 1.5}, {"tokens": True}):
+        with pytest.raises(InvalidFakeConfig):
+            behaviour.patch(bad)
 
 
 @pytest.mark.parametrize(
@@ -103,18 +123,22 @@ async def test_max_recorded_keeps_the_newest() -> None:
     assert fake.requests_total == 3
 
 
+async def _first_line(process: trio.Process) -> str:
+    assert process.stdout is not None
+    line = b""
+    with trio.fail_after(20):
+        while not line.endswith(b"\n"):
+            chunk = await process.stdout.receive_some(1)
+            assert chunk, "the CLI exited before printing its URL"
+            line += chunk
+    return line.decode().strip()
+
+
 async def test_cli_prints_base_url_and_serves() -> None:
     command = [sys.executable, "-m", "llm.fake", "--ttft", "0", "--tokens", "3", "--tps", "0"]
     process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
     try:
-        assert process.stdout is not None
-        line = b""
-        with trio.fail_after(20):
-            while not line.endswith(b"\n"):
-                chunk = await process.stdout.receive_some(1)
-                assert chunk, "the CLI exited before printing its URL"
-                line += chunk
-        base_url = line.decode().strip()
+        base_url = await _first_line(process)
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
         async with httpx.AsyncClient(base_url=base_url, headers=AUTH) as client:
             response = await client.post("/chat/completions", json=chat())
@@ -124,3 +148,28 @@ async def test_cli_prints_base_url_and_serves() -> None:
         await process.wait()
         if process.stdout is not None:
             await process.stdout.aclose()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_cli_exits_quietly_on_sigint_and_sigterm(signum: signal.Signals) -> None:
+    code = "from llm.fake import run_fake_upstream_cli; run_fake_upstream_cli()"
+    command = [sys.executable, "-c", code, "--port", "0"]
+    process = await trio.lowlevel.open_process(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert (await _first_line(process)).startswith("http://")
+        process.send_signal(signum)
+        with trio.fail_after(20):
+            assert await process.wait() == 0
+            assert process.stderr is not None
+            stderr = b""
+            while chunk := await process.stderr.receive_some():
+                stderr += chunk
+        assert b"Traceback" not in stderr, stderr.decode()
+    finally:
+        process.kill()
+        await process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                await stream.aclose()
