@@ -3,7 +3,9 @@
 ``python -m bench.client_bench`` starts the fake upstream in its own process, then measures
 each consumer in its own subprocess so its CPU is attributable to it alone:
 
-- ``ours``: ``llm.OpenRouterClient.stream`` on trio (``llm.make_http_client``, ``LLMLimiter``);
+- ``ours``: ``llm.OpenRouterClient.stream`` on trio (``llm.make_http_client``, ``LLMLimiter``),
+  reading the network every ``--stream-batch`` seconds once tokens flow
+  (``LLMSettings.stream_batch``; by default its environment variable or default);
 - ``sdk``: ``openai.AsyncOpenAI`` with ``stream=True`` on asyncio.
 
 Each worker runs N concurrent streams twice (the first round warms the connection pool and
@@ -43,11 +45,14 @@ def _messages(index: int) -> list[Any]:  # llm.ChatMessage and the SDK's message
 # ---- worker: ours (trio)
 
 
-async def _ours_round(base_url: str, streams: int, rounds: int) -> dict[str, Any]:
+async def _ours_round(
+    base_url: str, streams: int, rounds: int, stream_batch: float | None
+) -> dict[str, Any]:
     import trio
 
     from llm import LLMLimiter, LLMSettings, OpenRouterClient, make_http_client
 
+    batch: dict[str, Any] = {} if stream_batch is None else {"stream_batch": stream_batch}
     settings = LLMSettings(
         api_key="bench-key",
         base_url=base_url,
@@ -57,6 +62,7 @@ async def _ours_round(base_url: str, streams: int, rounds: int) -> dict[str, Any
         timeout=60,
         idle_timeout=60,
         total_timeout=600,
+        **batch,
     )
     limiter = LLMLimiter(settings.max_concurrency, per_user=settings.max_per_user, queue_timeout=60)
     counts = {"deltas": 0, "chars": 0, "errors": 0}
@@ -80,13 +86,15 @@ async def _ours_round(base_url: str, streams: int, rounds: int) -> dict[str, Any
                 for index in range(streams):
                     nursery.start_soon(one, index)
             cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
-    return {**counts, "cpu_s": cpu, "wall_s": wall}
+    return {**counts, "cpu_s": cpu, "wall_s": wall, "stream_batch": settings.stream_batch}
 
 
-def _run_ours(base_url: str, streams: int, rounds: int) -> dict[str, Any]:
+def _run_ours(
+    base_url: str, streams: int, rounds: int, stream_batch: float | None
+) -> dict[str, Any]:
     import trio
 
-    return trio.run(_ours_round, base_url, streams, rounds)
+    return trio.run(_ours_round, base_url, streams, rounds, stream_batch)
 
 
 # ---- worker: the openai SDK (asyncio)
@@ -128,11 +136,18 @@ def _run_sdk(base_url: str, streams: int, rounds: int) -> dict[str, Any]:
     return asyncio.run(_sdk_round(base_url, streams, rounds))
 
 
-def worker(kind: str, base_url: str, streams: int, rounds: int) -> dict[str, Any]:
-    """Run one consumer in this process and return its measurement."""
+def worker(
+    kind: str, base_url: str, streams: int, rounds: int, stream_batch: float | None = None
+) -> dict[str, Any]:
+    """Run one consumer in this process and return its measurement.
+
+    ``stream_batch`` applies to ``ours`` only (None: the `LLMSettings` default or environment).
+    """
     raise_fd_limit()
-    run = _run_ours if kind == "ours" else _run_sdk
-    result = run(base_url, streams, rounds)
+    if kind == "ours":
+        result = _run_ours(base_url, streams, rounds, stream_batch)
+    else:
+        result = _run_sdk(base_url, streams, rounds)
     deltas = result["deltas"]
     return {
         "kind": kind,
@@ -145,10 +160,14 @@ def worker(kind: str, base_url: str, streams: int, rounds: int) -> dict[str, Any
 # ---- parent: fake upstream + one subprocess per measurement
 
 
-def measure(kind: str, base_url: str, streams: int, rounds: int) -> dict[str, Any]:
+def measure(
+    kind: str, base_url: str, streams: int, rounds: int, stream_batch: float | None = None
+) -> dict[str, Any]:
     """Run ``worker`` in a fresh subprocess and parse its JSON line."""
     argv = [sys.executable, "-m", "bench.client_bench", "--worker", kind, "--base-url", base_url]
     argv += ["--streams", str(streams), "--rounds", str(rounds)]
+    if kind == "ours" and stream_batch is not None:
+        argv += ["--stream-batch", repr(stream_batch)]
     done = subprocess.run(
         argv, capture_output=True, text=True, check=False, cwd=Path(__file__).parent.parent
     )
@@ -168,6 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-chars", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="measurements per consumer")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per worker; last counts")
+    parser.add_argument(
+        "--stream-batch",
+        type=float,
+        metavar="SECONDS",
+        help="ours: seconds between network reads once tokens flow (LLMSettings.stream_batch; "
+        "default: FASTNPC_LLM_STREAM_BATCH or the LLMSettings default)",
+    )
     parser.add_argument("--json-out", type=Path)
     parser.add_argument("--worker", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
@@ -175,10 +201,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.rounds < 1 or args.repeat < 1:
         parser.error("--rounds and --repeat must be >= 1")
     if args.worker:
-        print(json.dumps(worker(args.worker, args.base_url, args.streams, args.rounds)))
+        result = worker(args.worker, args.base_url, args.streams, args.rounds, args.stream_batch)
+        print(json.dumps(result))
         return
 
+    from pydantic import ValidationError
+
     from bench.procs import start_fake
+    from llm import LLMSettings
+
+    given: dict[str, Any] = {} if args.stream_batch is None else {"stream_batch": args.stream_batch}
+    try:  # the value the ours worker will use: the option, else the environment or default
+        stream_batch = LLMSettings(**given).stream_batch
+    except ValidationError as exc:
+        parser.error(f"--stream-batch: {exc.errors()[0]['msg']}")
 
     raise_fd_limit()
     log_dir = Path(tempfile.mkdtemp(prefix="fastnpc-client-bench-"))
@@ -187,7 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"# fake upstream {fake.url}: {args.streams} streams x {args.tokens} chunks of "
-        f"{args.chunk_chars} chars at {args.tps}/s, ttft {args.ttft}s",
+        f"{args.chunk_chars} chars at {args.tps}/s, ttft {args.ttft}s; ours: stream_batch "
+        f"{stream_batch}s",
         flush=True,
     )
     lines: list[dict[str, Any]] = []
@@ -195,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         for attempt in range(args.repeat):
             for kind in KINDS:
                 fake_cpu0 = fake.cpu_seconds()
-                line = measure(kind, fake.url, args.streams, args.rounds)
+                line = measure(kind, fake.url, args.streams, args.rounds, stream_batch)
                 line.update(repeat=attempt, fake_cpu_s=round(fake.cpu_seconds() - fake_cpu0, 3))
                 lines.append(line)
                 print(json.dumps(line), flush=True)
