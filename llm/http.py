@@ -20,23 +20,31 @@ class _LinearConnectionPool(httpcore.AsyncConnectionPool):
     pooled connections. Here an idle connection's expiry is checked only when it is
     about to be reused (an expired one is closed and the next candidate tried); the
     keep-alive bound is httpcore's (bug-compatible: it compares the *total* connection
-    count with ``max_keepalive_connections``).
+    count with ``max_keepalive_connections``). When a request ends and none is queued,
+    nothing is scanned at all; closed connections are dropped by the next scan.
     """
 
     def _assign_requests_to_connections(self) -> list[httpcore.AsyncConnectionInterface]:
         closing: list[httpcore.AsyncConnectionInterface] = []
         connections = self._connections
-        for connection in list(connections):
-            if connection.is_closed():
-                connections.remove(connection)
-            elif connection.is_idle() and len(connections) > self._max_keepalive_connections:
-                connections.remove(connection)
-                closing.append(connection)
+        if len(connections) > self._max_keepalive_connections:
+            for connection in list(connections):
+                if connection.is_closed():
+                    connections.remove(connection)
+                elif connection.is_idle() and len(connections) > self._max_keepalive_connections:
+                    connections.remove(connection)
+                    closing.append(connection)
 
-        for pool_request in [r for r in self._requests if r.is_queued()]:
+        queued = [r for r in self._requests if r.is_queued()]
+        if not queued:  # a request ended: nothing to assign (closed ones go at the next scan)
+            return closing
+        for pool_request in queued:
             origin = pool_request.request.url.origin
             chosen = None
             for connection in list(connections):
+                if connection.is_closed():
+                    connections.remove(connection)
+                    continue
                 if not (connection.can_handle_request(origin) and connection.is_available()):
                     continue
                 if connection.is_idle() and connection.has_expired():
