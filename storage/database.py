@@ -8,53 +8,28 @@ exception. The worker thread is not abandoned on cancellation: a write that
 started always finishes (committed or rolled back) before the caller sees
 ``Cancelled``.
 
-SQLite allows one writer: writes go through a ``CapacityLimiter(1)`` and begin
-with ``BEGIN IMMEDIATE`` (other processes are waited for via ``busy_timeout``);
-reads run concurrently on their own connections (WAL).
+SQLite allows one writer: writes begin with ``BEGIN IMMEDIATE`` (other processes
+are waited for via ``busy_timeout``) and go through ``GroupCommit``, which runs the
+writes queued together in one transaction, each in its own savepoint; reads run
+concurrently on their own connections (WAL).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Concatenate, ParamSpec, TypeVar
 
 import trio
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy import exc as sa_exc
 
 from .engine import IMMEDIATE, Dialect, create_database_engine, dialect_of, is_memory_sqlite
-from .errors import ConstraintViolation, StorageError, StorageUnavailable
+from .errors import translated_errors
+from .group_commit import GroupCommit
 from .migrate import run_migrations
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-@contextmanager
-def translated_errors() -> Iterator[None]:
-    """Turn SQLAlchemy/driver exceptions into the ``storage.errors`` hierarchy."""
-    try:
-        yield
-    except StorageError:
-        raise
-    except sa_exc.TimeoutError as exc:
-        raise StorageUnavailable("timed out waiting for a database connection") from exc
-    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-        raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
-    except sa_exc.IntegrityError as exc:
-        raise ConstraintViolation(str(exc.orig)) from exc
-    except sa_exc.DBAPIError as exc:
-        if exc.connection_invalidated:
-            raise StorageUnavailable(f"database connection lost: {exc.orig}") from exc
-        raise StorageError(str(exc.orig)) from exc
-    except sa_exc.StatementError as exc:
-        # A bad argument caught while binding (e.g. a naive datetime): the caller's bug.
-        if isinstance(exc.orig, TypeError | ValueError):
-            raise exc.orig from exc
-        raise StorageError(str(exc)) from exc
-    except sa_exc.SQLAlchemyError as exc:
-        raise StorageError(str(exc)) from exc
 
 
 class Database:
@@ -68,6 +43,7 @@ class Database:
         self.dialect = dialect_of(url)
         self._engine = engine
         self._pool_size = pool_size
+        self._group_commit: GroupCommit | None = None
         if self.dialect == "postgresql":
             self._read_limiter = self._write_limiter = trio.CapacityLimiter(pool_size)
         elif is_memory_sqlite(engine.url):
@@ -76,6 +52,7 @@ class Database:
         else:
             self._read_limiter = trio.CapacityLimiter(pool_size)
             self._write_limiter = trio.CapacityLimiter(1)
+            self._group_commit = GroupCommit(engine)
 
     @property
     def engine(self) -> Engine:
@@ -103,6 +80,8 @@ class Database:
         def call(conn: Connection) -> T:
             return fn(conn, *args, **kwargs)
 
+        if self._group_commit is not None:
+            return await self._group_commit.write(call)
         return await trio.to_thread.run_sync(self._run, True, call, limiter=self._write_limiter)
 
     async def ping(self) -> None:
@@ -114,13 +93,16 @@ class Database:
         read = self._read_limiter.statistics()
         write = self._write_limiter.statistics()
         shared = self._read_limiter is self._write_limiter
+        queued_writes, writing = write.tasks_waiting, write.borrowed_tokens
+        if self._group_commit is not None:
+            queued_writes, writing = self._group_commit.waiting, int(self._group_commit.busy)
         pool = self._engine.pool
         checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
         return {
             "pool_size": self._pool_size,
-            "threads_borrowed": read.borrowed_tokens + (0 if shared else write.borrowed_tokens),
-            "threads_waiting": read.tasks_waiting + (0 if shared else write.tasks_waiting),
-            "writers_waiting": write.tasks_waiting,
+            "threads_borrowed": read.borrowed_tokens + (0 if shared else writing),
+            "threads_waiting": read.tasks_waiting + (0 if shared else queued_writes),
+            "writers_waiting": queued_writes,
             "connections_checked_out": int(checked_out),
         }
 

@@ -16,6 +16,11 @@ they are translated into this hierarchy (the original is chained as ``__cause__`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import exc as sa_exc
+
 
 class StorageError(Exception):
     """Base class of every storage error."""
@@ -35,3 +40,29 @@ class NotFound(StorageError):
 
 class ConstraintViolation(StorageError):
     """A write broke an integrity constraint (foreign key, unique, not null)."""
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Turn SQLAlchemy/driver exceptions into the ``storage.errors`` hierarchy."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except sa_exc.TimeoutError as exc:
+        raise StorageUnavailable("timed out waiting for a database connection") from exc
+    except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
+        raise StorageUnavailable(f"database unavailable: {exc.orig}") from exc
+    except sa_exc.IntegrityError as exc:
+        raise ConstraintViolation(str(exc.orig)) from exc
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StorageUnavailable(f"database connection lost: {exc.orig}") from exc
+        raise StorageError(str(exc.orig)) from exc
+    except sa_exc.StatementError as exc:
+        # A bad argument caught while binding (e.g. a naive datetime): the caller's bug.
+        if isinstance(exc.orig, TypeError | ValueError):
+            raise exc.orig from exc
+        raise StorageError(str(exc)) from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise StorageError(str(exc)) from exc

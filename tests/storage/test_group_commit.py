@@ -1,0 +1,109 @@
+"""SQLite group commit: concurrent writes share transactions, each keeps its own outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+from sqlalchemy import Connection
+
+from storage import ConstraintViolation, Database, messages, open_database
+from storage.group_commit import GroupCommit
+
+from .helpers import make_direct
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path):  # type: ignore[no-untyped-def]
+    async with open_database(f"sqlite:///{tmp_path / 'gc.db'}") as db:
+        yield db
+
+
+def _group(db: Database) -> GroupCommit:
+    group = db._group_commit  # noqa: SLF001 - the object under test
+    assert group is not None
+    return group
+
+
+async def test_concurrent_writes_share_transactions(sqlite_db: Database) -> None:
+    _, _, conv = await make_direct(sqlite_db)
+    group = _group(sqlite_db)
+    batches_before, writes_before = group.batches, group.writes
+    ids: list[int] = []
+
+    async def add(n: int) -> None:
+        message = await sqlite_db.write(messages.add_message, conv.id, "user", f"m{n}")
+        ids.append(message.id)
+
+    async with trio.open_nursery() as nursery:
+        for n in range(200):
+            nursery.start_soon(add, n)
+    assert len(set(ids)) == 200
+    assert await sqlite_db.read(messages.count_uncompressed, conv.id) == 200
+    assert group.writes - writes_before == 200
+    assert 1 <= group.batches - batches_before < 200  # fewer transactions than writes
+    assert group.waiting == 0 and not group.busy
+
+
+async def test_a_failing_write_does_not_take_its_batch_down(sqlite_db: Database) -> None:
+    _, _, conv = await make_direct(sqlite_db)
+    outcomes: dict[int, str] = {}
+
+    def good(n: int):  # type: ignore[no-untyped-def]
+        def fn(conn: Connection) -> None:
+            messages.add_message(conn, conv.id, "user", f"ok{n}")
+
+        return fn
+
+    def bad(conn: Connection) -> None:
+        messages.add_message(conn, conv.id, "user", "rolled back with its savepoint")
+        messages.add_message(conn, 424242, "user", "no such conversation")
+
+    async def run(n: int) -> None:
+        try:
+            await sqlite_db.write(bad if n % 5 == 0 else good(n))
+            outcomes[n] = "ok"
+        except ConstraintViolation:
+            outcomes[n] = "failed"
+
+    async with trio.open_nursery() as nursery:
+        for n in range(50):
+            nursery.start_soon(run, n)
+    assert sorted(n for n, o in outcomes.items() if o == "failed") == list(range(0, 50, 5))
+    assert len(outcomes) == 50
+    page = await sqlite_db.read(messages.list_messages, conv.id, limit=100, before=None)
+    texts = sorted(m.content for m in page.items)
+    assert texts == sorted(f"ok{n}" for n in range(50) if n % 5)
+
+
+async def test_a_cancelled_queued_write_never_runs(sqlite_db: Database) -> None:
+    _, _, conv = await make_direct(sqlite_db)
+    group = _group(sqlite_db)
+    release = trio.Event()
+    started = trio.Event()
+
+    def slow(conn: Connection) -> None:
+        trio.from_thread.run_sync(started.set)
+        trio.from_thread.run(release.wait)
+        messages.add_message(conn, conv.id, "user", "first")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sqlite_db.write, slow)
+        await started.wait()  # a batch is running: the next write queues
+        queued = trio.CancelScope()
+
+        async def queued_write() -> None:
+            with queued:
+                await sqlite_db.write(messages.add_message, conv.id, "user", "never")
+
+        nursery.start_soon(queued_write)
+        await trio.testing.wait_all_tasks_blocked()
+        assert group.waiting == 1
+        queued.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert group.waiting == 0
+        release.set()
+    page = await sqlite_db.read(messages.list_messages, conv.id, limit=10, before=None)
+    assert [m.content for m in page.items] == ["first"]
