@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
+import orjson
 import trio
 from quart import Response, request
 
@@ -19,8 +19,8 @@ def wants_stream() -> bool:
 
 
 def encode_event(event_id: int, name: str, data: object) -> bytes:
-    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"id: {event_id}\nevent: {name}\ndata: {payload}\n\n".encode()
+    # orjson writes compact UTF-8 (no ASCII escapes) and never emits a raw newline.
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name.encode(), orjson.dumps(data))
 
 
 async def _follow(log: EventLog, ping_interval: float) -> AsyncIterator[bytes]:
