@@ -310,6 +310,7 @@ class OpenRouterClient:
             "Content-Type": "application/json",
             "Accept": "text/event-stream",
             "Accept-Encoding": "identity",
+            "User-Agent": "fastnpc",
         }
         if settings.api_key is not None:
             headers["Authorization"] = f"Bearer {settings.api_key.get_secret_value()}"
@@ -528,9 +529,9 @@ class OpenRouterClient:
 
     async def _open(self, content: bytes, model: str, batch: float) -> _Upstream:
         """One attempt: send the request and read up to the first delta."""
-        request = self._http.build_request(
-            "POST", self._url, content=content, headers=self._headers
-        )
+        # A bare Request: ``build_request`` would merge the client's default headers, cookies
+        # and params into every call, none of which this client uses.
+        request = httpx.Request("POST", self._url, content=content, headers=self._headers)
         try:
             response = await self._http.send(request, stream=True)
         except httpx.TransportError as exc:
