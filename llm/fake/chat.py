@@ -26,6 +26,7 @@ from llm.fake.events import EventEncoder, UsageReport, completion_body, error_bo
 from llm.fake.faults import Fault
 from llm.fake.http11 import Request, Responder
 from llm.fake.schema_instance import candidates_in, schema_instance
+from llm.fake.timer import park, sleep_until
 from llm.fake.upstream import FakeUpstream, RecordedRequest
 
 _STREAMING_FAULTS = frozenset({"mid_stream_error", "hang_after", "truncate"})
@@ -213,14 +214,14 @@ async def _think(out: Responder, encoder: EventEncoder, plan: _Plan, keepalives:
     deadline = trio.current_time() + plan.first_token_delay
     interval = plan.keepalive_interval
     if not keepalives or interval <= 0:
-        await trio.sleep_until(deadline)
+        await sleep_until(deadline)
         return
     next_at = trio.current_time()
     while next_at < deadline:
-        await trio.sleep_until(next_at)
+        await sleep_until(next_at)
         await out.write(encoder.keepalive)
         next_at += interval
-    await trio.sleep_until(deadline)
+    await sleep_until(deadline)
 
 
 async def _keep_alive_forever(out: Responder, encoder: EventEncoder, plan: _Plan) -> None:
@@ -277,36 +278,97 @@ async def _send_pieces(
     tokens_per_second: float,
 ) -> None:
     """Send content events paced at ``tokens_per_second``, never early, batching late ones."""
-    behaviour = fake.behaviour
-    if behaviour.split_utf8:
+    if fake.behaviour.split_utf8:
         for piece in pieces:
             event = encoder.content(piece)
             cut = _utf8_cut(event)
             await out.write(event[:cut])
             await out.write(event[cut:])
             _sent(fake, record, 1)
-        return
-    interval = 1 / tokens_per_second if tokens_per_second > 0 else 0.0
-    start = trio.current_time()
-    sent = 0
-    total = len(pieces)
-    while sent < total:
-        now = trio.current_time()
-        if interval:
-            due = start + sent * interval
-            if due > now:
-                await trio.sleep_until(due)
-                now = trio.current_time()
-            fake.note_pacing_lag(now - due)
-            upto = min(total, int((now - start) / interval) + 1)
+    elif tokens_per_second <= 0:
+        if pieces:
+            await out.write(b"".join([encoder.content(p) for p in pieces]))
+            _sent(fake, record, len(pieces))
+    elif pieces:
+        await _PacedWrites(fake, out, record, encoder, pieces, 1 / tokens_per_second).run()
+
+
+class _PacedWrites:
+    """The paced content events of one stream, written from the timer task (`llm.fake.timer`).
+
+    Piece ``i`` is due ``i * interval`` after the first. Each write sends every piece due by
+    then (a late write catches up in one write, never early), and with ``coalesce_interval``
+    the next write waits at least that long. The writes happen in `fire`, called by the timer
+    task: the stream's own task stays parked instead of being woken for every chunk (trio's
+    wake-up, reschedule and step cost more than the write itself). It takes over only to wait
+    for a full socket to drain (`Responder.flush`), then parks again.
+    """
+
+    def __init__(
+        self,
+        fake: FakeUpstream,
+        out: Responder,
+        record: RecordedRequest,
+        encoder: EventEncoder,
+        pieces: list[str],
+        interval: float,
+    ) -> None:
+        self._fake = fake
+        self._behaviour = fake.behaviour
+        self._out = out
+        self._record = record
+        self._content = encoder.content
+        self._pieces = pieces
+        self._interval = interval
+        self._start = trio.current_time()
+        self._sent = 0
+        self._unflushed = 0
+        """Pieces written but partly waiting in the responder for `flush`."""
+        self.due = self._start
+
+    async def run(self) -> None:
+        """Send every piece; returns when the last one is written."""
+        pacing = self.fire(trio.current_time())  # the first piece is due at once
+        while True:
+            if pacing:
+                await park(self)  # the timer task writes until fire() returns False
+            if not self._unflushed:
+                return  # all written
+            await self._out.flush()
+            _sent(self._fake, self._record, self._unflushed)
+            self._unflushed = 0
+            pacing = self._schedule()
+            if not pacing:
+                return
+
+    def fire(self, now: float) -> bool:
+        """Write the pieces due at ``now``; whether to go on firing at ``self.due``."""
+        sent, start, interval = self._sent, self._start, self._interval
+        self._fake.note_pacing_lag(now - (start + sent * interval))
+        upto = max(min(len(self._pieces), int((now - start) / interval) + 1), sent + 1)
+        if upto == sent + 1:  # the usual case: one piece, on time
+            data = self._content(self._pieces[sent])
         else:
-            upto = total
-        upto = max(upto, sent + 1)
-        await out.write(b"".join([encoder.content(p) for p in pieces[sent:upto]]))
-        _sent(fake, record, upto - sent)
-        sent = upto
-        if behaviour.coalesce_interval and sent < total:
-            await trio.sleep(behaviour.coalesce_interval)
+            content = self._content
+            data = b"".join([content(p) for p in self._pieces[sent:upto]])
+        self._sent = upto
+        if not self._out.write_nowait(data):
+            self._unflushed = upto - sent
+            return False  # the run() task waits for the socket to drain
+        if self._out.disconnected:
+            return False  # the write failed; the handler is being cancelled
+        _sent(self._fake, self._record, upto - sent)
+        return self._schedule()
+
+    def _schedule(self) -> bool:
+        """Set when the next write is due; False if every piece is sent."""
+        if self._sent >= len(self._pieces):
+            return False
+        self.due = self._start + self._sent * self._interval
+        coalesce = self._behaviour.coalesce_interval
+        if coalesce:
+            self.due = max(self.due, trio.current_time() + coalesce)
+        return True
 
 
 def _sent(fake: FakeUpstream, record: RecordedRequest, count: int) -> None:

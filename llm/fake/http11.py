@@ -7,6 +7,7 @@ cancelled so it stops sending at once. A failed send does the same.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -17,6 +18,8 @@ import trio
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _READ_SIZE = 65536
 _SERVER_HEADER = (b"server", b"fastnpc-fake-openrouter")
+_DIRECT_WRITES = os.name == "posix"
+"""Whether ``os.write`` works on a socket's file descriptor (see `Responder._send_nowait`)."""
 
 
 @dataclass
@@ -37,6 +40,8 @@ class Responder:
     def __init__(self, conn: h11.Connection, stream: trio.SocketStream) -> None:
         self._conn = conn
         self._stream = stream
+        self._fd = stream.socket.fileno() if _DIRECT_WRITES else -1
+        self._unsent = b""
         self._scope: trio.CancelScope | None = None
         self.status: int | None = None
         self.disconnected = False
@@ -63,7 +68,36 @@ class Responder:
         if self._scope is not None:
             self._scope.cancel()
 
-    async def _send(self, data: bytes | None) -> None:
+    def _send_nowait(self, data: bytes) -> bool:
+        """Hand ``data`` to the kernel without waiting; False if part of it is left for `flush`.
+
+        The write goes straight to the (non-blocking) socket: a streamed chunk nearly always
+        fits in the send buffer, and `trio.SocketStream.send_all` would add a reschedule of the
+        task (every trio send is a full checkpoint) and several layers of context managers
+        around the system call. Nothing else writes to the socket meanwhile: a response's
+        writes are sequential. A failed write means the client is gone: the handler is
+        cancelled and the data dropped, like every later write.
+        """
+        if not data or self.disconnected:
+            return True
+        if self._fd < 0:
+            self._unsent = data
+            return False
+        try:
+            sent = os.write(self._fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:  # what trio would report as BrokenResourceError
+            self._disconnect()
+            return True
+        if sent == len(data):
+            return True
+        self._unsent = data[sent:]
+        return False
+
+    async def flush(self) -> None:
+        """Send what `write_nowait` left over, waiting for the socket to take it."""
+        data, self._unsent = self._unsent, b""
         if not data or self.disconnected:
             return
         try:
@@ -71,6 +105,14 @@ class Responder:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._disconnect()
             await trio.lowlevel.checkpoint()  # delivers the cancellation
+
+    async def _send(self, data: bytes) -> None:
+        if self.disconnected:
+            return
+        if not self._send_nowait(data):
+            await self.flush()
+        elif self.disconnected:
+            await trio.lowlevel.checkpoint()  # this write failed: deliver the cancellation
 
     def _head(self, status: int, headers: Sequence[tuple[str, str]]) -> bytes:
         encoded = [(k.encode(), v.encode()) for k, v in headers]
@@ -102,6 +144,14 @@ class Responder:
         """Send part of the body."""
         if data:
             await self._send(self._frame(data))
+
+    def write_nowait(self, data: bytes) -> bool:
+        """Send part of the body without waiting (usable outside the handler's task).
+
+        False if the socket took only part of it: then `flush` must be awaited before anything
+        else is sent. A write to a vanished client cancels the handler, as `write` does.
+        """
+        return self._send_nowait(self._frame(data)) if data else True
 
     async def finish(self, data: bytes = b"") -> None:
         """Send the last part of the body and its end in one write; the connection stays open.
