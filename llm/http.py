@@ -35,13 +35,19 @@ class _LinearConnectionPool(httpcore.AsyncConnectionPool):
                     connections.remove(connection)
                     closing.append(connection)
 
-        queued = [r for r in self._requests if r.is_queued()]
+        requests = self._requests
+        queued = [r for r in requests if r.connection is None]
         if not queued:  # a request ended: nothing to assign (closed ones go at the next scan)
             return closing
+        # HTTP/1.1: a connection serving a request is not available; only the others are
+        # asked (newest first), instead of three method calls on every connection.
+        in_use = {id(r.connection) for r in requests if r.connection is not None}
+        candidates = [c for c in connections if id(c) not in in_use]
         for pool_request in queued:
             origin = pool_request.request.url.origin
             chosen = None
-            for connection in list(connections):
+            while candidates:
+                connection = candidates.pop()
                 if connection.is_closed():
                     connections.remove(connection)
                     continue
