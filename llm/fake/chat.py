@@ -213,15 +213,10 @@ async def _think(out: Responder, encoder: EventEncoder, plan: _Plan, keepalives:
     """Wait out the first-token delay, sending keep-alive comments (the first one at once)."""
     deadline = trio.current_time() + plan.first_token_delay
     interval = plan.keepalive_interval
-    if not keepalives or interval <= 0:
+    if keepalives and interval > 0 and deadline > trio.current_time():
+        await _KeepAlives(out, encoder.keepalive, deadline, interval).run()
+    else:
         await sleep_until(deadline)
-        return
-    next_at = trio.current_time()
-    while next_at < deadline:
-        await sleep_until(next_at)
-        await out.write(encoder.keepalive)
-        next_at += interval
-    await sleep_until(deadline)
 
 
 async def _keep_alive_forever(out: Responder, encoder: EventEncoder, plan: _Plan) -> None:
@@ -293,16 +288,79 @@ async def _send_pieces(
         await _PacedWrites(fake, out, record, encoder, pieces, 1 / tokens_per_second).run()
 
 
-class _PacedWrites:
-    """The paced content events of one stream, written from the timer task (`llm.fake.timer`).
+class _TimerWrites:
+    """Writes made by the timer task (`llm.fake.timer`) while the handler's task is parked.
 
-    Piece ``i`` is due ``i * interval`` after the first. Each write sends every piece due by
-    then (a late write catches up in one write, never early), and with ``coalesce_interval``
-    the next write waits at least that long. The writes happen in `fire`, called by the timer
-    task: the stream's own task stays parked instead of being woken for every chunk (trio's
-    wake-up, reschedule and step cost more than the write itself). It takes over only to wait
-    for a full socket to drain (`Responder.flush`), then parks again.
+    A stream writes on a schedule: keep-alive comments, then paced content events. Waking the
+    handler's task for each write (trio's reschedule and step through the handler's stack)
+    cost more than the write itself, so `fire` writes from the timer task instead, and the
+    handler's task wakes only when the schedule is over, or to wait for a full socket to take
+    the rest of a write (`Responder.flush`), after which it parks again.
     """
+
+    due: float
+    """When `fire` is next due (a `llm.fake.timer.TimedJob`)."""
+
+    def __init__(self, out: Responder) -> None:
+        self._out = out
+        self._unflushed = False
+
+    def fire(self, now: float) -> bool:
+        """Write what is due at ``now``; whether to fire again at the updated ``due``."""
+        raise NotImplementedError
+
+    def _flushed(self) -> bool:
+        """The write that `fire` left to flush is out: whether to fire again."""
+        raise NotImplementedError
+
+    def _write(self, data: bytes) -> bool:
+        """Write without waiting; False if the handler's task must take over (to flush the
+        rest, or to be cancelled: the client is gone)."""
+        if not self._out.write_nowait(data):
+            self._unflushed = True
+            return False
+        return not self._out.disconnected
+
+    async def run(self) -> None:
+        """Follow the schedule to its end (the first `fire` is due now, in this task)."""
+        again = self.fire(trio.current_time())
+        while True:
+            if again:
+                await park(self)
+            if not self._unflushed:
+                return
+            self._unflushed = False
+            await self._out.flush()
+            again = self._flushed()
+
+
+class _KeepAlives(_TimerWrites):
+    """A keep-alive comment every ``interval`` from now while before ``deadline``; then wakes
+    the handler's task at ``deadline``."""
+
+    def __init__(self, out: Responder, comment: bytes, deadline: float, interval: float) -> None:
+        super().__init__(out)
+        self._comment = comment
+        self._deadline = deadline
+        self._interval = interval
+        self._next = trio.current_time()
+        self.due = self._next
+
+    def fire(self, now: float) -> bool:
+        if self._next >= self._deadline:
+            return False  # the deadline: thinking is over
+        self._next += self._interval
+        self.due = min(self._next, self._deadline)
+        return self._write(self._comment)
+
+    def _flushed(self) -> bool:
+        return True  # on to the next comment or the deadline
+
+
+class _PacedWrites(_TimerWrites):
+    """The content events of one stream, paced: piece ``i`` is due ``i * interval`` after the
+    first. Each write sends every piece due by then (a late write catches up in one write,
+    never early), and with ``coalesce_interval`` the next write waits at least that long."""
 
     def __init__(
         self,
@@ -313,36 +371,20 @@ class _PacedWrites:
         pieces: list[str],
         interval: float,
     ) -> None:
+        super().__init__(out)
         self._fake = fake
         self._behaviour = fake.behaviour
-        self._out = out
         self._record = record
         self._content = encoder.content
         self._pieces = pieces
         self._interval = interval
         self._start = trio.current_time()
         self._sent = 0
-        self._unflushed = 0
-        """Pieces written but partly waiting in the responder for `flush`."""
+        self._writing = 0
+        """Pieces in the latest write (counted as sent once it is out)."""
         self.due = self._start
 
-    async def run(self) -> None:
-        """Send every piece; returns when the last one is written."""
-        pacing = self.fire(trio.current_time())  # the first piece is due at once
-        while True:
-            if pacing:
-                await park(self)  # the timer task writes until fire() returns False
-            if not self._unflushed:
-                return  # all written
-            await self._out.flush()
-            _sent(self._fake, self._record, self._unflushed)
-            self._unflushed = 0
-            pacing = self._schedule()
-            if not pacing:
-                return
-
     def fire(self, now: float) -> bool:
-        """Write the pieces due at ``now``; whether to go on firing at ``self.due``."""
         sent, start, interval = self._sent, self._start, self._interval
         self._fake.note_pacing_lag(now - (start + sent * interval))
         upto = max(min(len(self._pieces), int((now - start) / interval) + 1), sent + 1)
@@ -352,16 +394,11 @@ class _PacedWrites:
             content = self._content
             data = b"".join([content(p) for p in self._pieces[sent:upto]])
         self._sent = upto
-        if not self._out.write_nowait(data):
-            self._unflushed = upto - sent
-            return False  # the run() task waits for the socket to drain
-        if self._out.disconnected:
-            return False  # the write failed; the handler is being cancelled
-        _sent(self._fake, self._record, upto - sent)
-        return self._schedule()
+        self._writing = upto - sent
+        return self._write(data) and self._flushed()
 
-    def _schedule(self) -> bool:
-        """Set when the next write is due; False if every piece is sent."""
+    def _flushed(self) -> bool:
+        _sent(self._fake, self._record, self._writing)
         if self._sent >= len(self._pieces):
             return False
         self.due = self._start + self._sent * self._interval
