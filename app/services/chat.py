@@ -139,14 +139,19 @@ class ChatService:
         user_message: Message | None,
         replacing: Message | None,
     ) -> Run:
+        # The run keeps only what it needs while the reply streams (ids, the prompt, the user
+        # message's view), not the character's profile or the history it was built from.
+        system = character_system_prompt(character, context.memories)
+        prompt = build_prompt(system, direct_history(context.recent), budget=self._budget)
+        character_id, conversation_id = character.id, conversation.id
+        user_view = None if user_message is None else message_view(user_message)
+        replacing_id = None if replacing is None else replacing.id
+
         async def body(run: Run) -> dict[str, Any]:
             ended = False
             try:
-                if user_message is not None:
-                    run.publish("user_message", message_view(user_message))
-                system = character_system_prompt(character, context.memories)
-                history = direct_history(context.recent)
-                prompt = build_prompt(system, history, budget=self._budget)
+                if user_view is not None:
+                    run.publish("user_message", user_view)
                 outcome = await stream_reply(
                     self._client,
                     run,
@@ -161,17 +166,17 @@ class ChatService:
                     generations.end_generation(conn, generation_id)
                     if status != "complete" and not outcome.text:
                         return None, 0
-                    if replacing is not None and status == "complete":
-                        messages.delete_message(conn, replacing.id)
+                    if replacing_id is not None and status == "complete":
+                        messages.delete_message(conn, replacing_id)
                     reply = messages.add_message(
                         conn,
-                        conversation.id,
+                        conversation_id,
                         "assistant",
                         outcome.text,
-                        character_id=character.id,
+                        character_id=character_id,
                         status=status,  # type: ignore[arg-type]
                     )
-                    return reply, messages.count_uncompressed(conn, conversation.id)
+                    return reply, messages.count_uncompressed(conn, conversation_id)
 
                 with shielded_save():
                     reply, uncompressed = await self._db.write(save)
@@ -184,18 +189,15 @@ class ChatService:
                 if reply_view is not None:
                     run.publish("reply", reply_view)
                 if status == "complete":
-                    await self._memory.maybe_schedule(conversation.id, uncompressed=uncompressed)
-                return {
-                    "user_message": None if user_message is None else message_view(user_message),
-                    "reply": reply_view,
-                }
+                    await self._memory.maybe_schedule(conversation_id, uncompressed=uncompressed)
+                return {"user_message": user_view, "reply": reply_view}
             finally:
                 self._tracker.forget(generation_id)
                 if not ended:
                     with shielded_save():
                         await self._db.write(generations.end_generation, generation_id)
 
-        run = self._runs.start(("chat", conversation.id), body)
+        run = self._runs.start(("chat", conversation_id), body)
         self._tracker.track(generation_id, run)
         return run
 
