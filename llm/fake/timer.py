@@ -8,9 +8,9 @@ a thousand streams it was the largest share of the fake's CPU. Here a waiting ta
 task, sleeping until the earliest due time with one cancel scope, fires whatever is due. Every job
 due in the same tick shares one timer wake-up.
 
-A job can do its timed work right in the timer task (`park`): a paced stream writes its due chunk
-from there, so its own task is not woken at all until the stream is over (see
-``llm.fake.chat._PacedWrites``). `sleep_until` is the plain case: the job just wakes its task.
+A job can do its timed work right in the timer task (`park`): a stream writes its keep-alive
+comments and paced chunks from there, so its own task is not woken for each write (see
+``llm.fake.chat._TimerWrites``). `sleep_until` is the plain case: the job just wakes its task.
 
 Works with any clock, including trio's autojump clock in tests: the timer task's cancel scope
 carries the earliest due time, so the clock jumps there.
@@ -36,7 +36,7 @@ class TimedJob(Protocol):
 
     def fire(self, now: float) -> bool:
         """Do the work due at ``now`` (``>= due``) without awaiting. True to fire again at the
-        updated ``due``; False to wake the parked task. Must not raise."""
+        updated ``due``; False to wake the parked task (an exception wakes it with the error)."""
         ...
 
 
