@@ -29,7 +29,7 @@ import trio
 from sqlalchemy import Connection, Engine
 
 from .engine import IMMEDIATE
-from .errors import translated_errors
+from .errors import StorageUnavailable, translated_errors
 
 T = TypeVar("T")
 
@@ -108,6 +108,13 @@ class GroupCommit:
                 batch.append(write)
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(self._run_batch, batch, limiter=self._thread_limiter)
+        except BaseException:
+            # The worker thread itself died (``_run_batch`` handles every ``Exception``):
+            # nothing was committed, and no writer may take that for a result.
+            for write in batch:
+                write.value = None
+                write.error = StorageUnavailable("the write batch was aborted")
+            raise
         finally:
             self._busy = False
             for write in batch:

@@ -107,3 +107,26 @@ async def test_a_cancelled_queued_write_never_runs(sqlite_db: Database) -> None:
         release.set()
     page = await sqlite_db.read(messages.list_messages, conv.id, limit=10, before=None)
     assert [m.content for m in page.items] == ["first"]
+
+
+class _ThreadDied(BaseException):
+    pass
+
+
+async def test_a_dead_batch_is_never_taken_for_a_result(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, conv = await make_direct(sqlite_db)
+    group = _group(sqlite_db)
+
+    def die(batch: object) -> None:
+        raise _ThreadDied
+
+    monkeypatch.setattr(group, "_run_batch", die)
+    with pytest.raises(_ThreadDied):
+        await sqlite_db.write(messages.add_message, conv.id, "user", "lost")
+    monkeypatch.undo()
+    assert not group.busy and group.waiting == 0
+    await sqlite_db.write(messages.add_message, conv.id, "user", "kept")
+    page = await sqlite_db.read(messages.list_messages, conv.id, limit=10, before=None)
+    assert [m.content for m in page.items] == ["kept"]
