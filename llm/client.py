@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar, cast
 
 import h11
@@ -33,6 +33,7 @@ from llm.errors import (
 )
 from llm.limiter import LLMLimiter
 from llm.metrics import LLMMetrics
+from llm.pacing import StreamPacing
 from llm.protocol import (
     StreamState,
     error_from_event,
@@ -72,12 +73,14 @@ class _Upstream:
         "_decoder",
         "_eof",
         "_h11",
-        "_batch",
+        "_pacing",
         "_read_after",
         "_failure",
     )
 
-    def __init__(self, response: httpx.Response, model: str, batch: float = 0.0) -> None:
+    def __init__(
+        self, response: httpx.Response, model: str, pacing: StreamPacing | None = None
+    ) -> None:
         self.response = response
         self.state = StreamState(model)
         self.keepalives = 0  # comment lines seen; they never count as progress
@@ -90,8 +93,9 @@ class _Upstream:
         # Read coalescing: once deltas flow, the next network read waits until ``batch``
         # seconds after the previous delivery, so one wake-up and one recv take every event
         # that arrived meanwhile; what h11 already holds is handed over without waiting.
-        self._h11 = _h11_connection(response) if batch else None
-        self._batch = batch if self._h11 is not None else 0.0
+        paced = pacing is not None and pacing.base > 0
+        self._h11 = _h11_connection(response) if paced else None
+        self._pacing = pacing if self._h11 is not None else None
         self._read_after = 0.0
         self._failure: LLMError | None = None
 
@@ -124,8 +128,8 @@ class _Upstream:
                 raise
             self._failure = exc
             return
-        if self._batch:
-            self._read_after = trio.current_time() + self._batch
+        if self._pacing is not None:
+            self._read_after = trio.current_time() + self._pacing.interval()
 
     async def _read_chunk(self) -> None:
         state = self.state
@@ -268,6 +272,20 @@ class ChatStream:
             raise self.error
 
 
+@contextmanager
+def _counted(pacing: StreamPacing | None) -> Iterator[None]:
+    """Count a streamed call (from its first attempt) among the open streams that set the
+    read interval."""
+    if pacing is None:
+        yield
+        return
+    pacing.active += 1
+    try:
+        yield
+    finally:
+        pacing.active -= 1
+
+
 class _Batches:
     __slots__ = ("_stream",)
 
@@ -302,6 +320,7 @@ class OpenRouterClient:
         self.limiter = limiter
         self.settings = settings
         self.metrics = metrics if metrics is not None else LLMMetrics()
+        self.pacing = StreamPacing(settings.stream_batch, settings.stream_batch_max)
         self.retry_policy = retry_policy or RetryPolicy(
             max_retries=settings.max_retries, retry_after_cap=settings.retry_after_cap
         )
@@ -360,7 +379,7 @@ class OpenRouterClient:
             user=user,
             temperature=temperature,
             max_tokens=max_tokens,
-            batch=self.settings.stream_batch,
+            pacing=self.pacing,
         ) as chat:
             yield chat
 
@@ -432,7 +451,7 @@ class OpenRouterClient:
         temperature: float | None,
         max_tokens: int | None,
         response_format: dict[str, Any] | None = None,
-        batch: float = 0.0,
+        pacing: StreamPacing | None = None,
     ) -> AsyncIterator[ChatStream]:
         model_name = model or self.settings.model
         metrics = self.metrics
@@ -443,27 +462,28 @@ class OpenRouterClient:
                 raise AuthenticationError("no API key configured")
             content = self._encode(messages, model_name, temperature, max_tokens, response_format)
             async with self.limiter.slot(user):
-                start = trio.current_time()
-                total_deadline = start + self.settings.total_timeout
-                upstream = await self._attempts(content, model_name, total_deadline, batch)
-                if upstream.state.pending:
-                    metrics.record_first_token(model_name, trio.current_time() - start)
-                in_setup = False
-                chat = ChatStream(
-                    upstream,
-                    total_deadline=total_deadline,
-                    idle_timeout=self.settings.idle_timeout,
-                )
-                try:
-                    yield chat
-                finally:
-                    await upstream.aclose()
-                    if chat.error is not None:
-                        metrics.record_error(model_name, type(chat.error).__name__)
-                    elif chat.result is not None:
-                        metrics.record_success(
-                            model_name, trio.current_time() - start, chat.result.usage
-                        )
+                with _counted(pacing):
+                    start = trio.current_time()
+                    total_deadline = start + self.settings.total_timeout
+                    upstream = await self._attempts(content, model_name, total_deadline, pacing)
+                    if upstream.state.pending:
+                        metrics.record_first_token(model_name, trio.current_time() - start)
+                    in_setup = False
+                    chat = ChatStream(
+                        upstream,
+                        total_deadline=total_deadline,
+                        idle_timeout=self.settings.idle_timeout,
+                    )
+                    try:
+                        yield chat
+                    finally:
+                        await upstream.aclose()
+                        if chat.error is not None:
+                            metrics.record_error(model_name, type(chat.error).__name__)
+                        elif chat.result is not None:
+                            metrics.record_success(
+                                model_name, trio.current_time() - start, chat.result.usage
+                            )
         except LLMError as exc:
             if in_setup:
                 metrics.record_error(model_name, type(exc).__name__)
@@ -492,7 +512,7 @@ class OpenRouterClient:
         return json.dumps(body, ensure_ascii=False).encode()
 
     async def _attempts(
-        self, content: bytes, model: str, total_deadline: float, batch: float
+        self, content: bytes, model: str, total_deadline: float, pacing: StreamPacing | None
     ) -> _Upstream:
         """Run attempts until one yields its first delta (or finishes), within the budget."""
         policy = self.retry_policy
@@ -503,7 +523,7 @@ class OpenRouterClient:
             error: LLMError | None = None
             with trio.move_on_at(deadline):
                 try:
-                    return await self._open(content, model, batch)
+                    return await self._open(content, model, pacing)
                 except LLMError as exc:
                     error = exc
             if error is None:  # the deadline cancelled the attempt
@@ -527,7 +547,7 @@ class OpenRouterClient:
             retries += 1
             self.metrics.record_retry(model)
 
-    async def _open(self, content: bytes, model: str, batch: float) -> _Upstream:
+    async def _open(self, content: bytes, model: str, pacing: StreamPacing | None) -> _Upstream:
         """One attempt: send the request and read up to the first delta."""
         # A bare Request: ``build_request`` would merge the client's default headers, cookies
         # and params into every call, none of which this client uses.
@@ -536,7 +556,7 @@ class OpenRouterClient:
             response = await self._http.send(request, stream=True)
         except httpx.TransportError as exc:
             raise error_from_transport(exc) from exc
-        upstream = _Upstream(response, model, batch)
+        upstream = _Upstream(response, model, pacing)
         opened = False
         try:
             if response.status_code != 200:

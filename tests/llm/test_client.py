@@ -561,3 +561,22 @@ async def test_sequential_streams_reuse_one_connection(
         assert chat.result is not None
     assert upstream.completed == 20 and upstream.disconnects == 0
     assert upstream.connections_total == 1
+
+
+async def test_reads_are_spaced_more_under_load(
+    upstream: FakeUpstream, http: httpx.AsyncClient
+) -> None:
+    upstream.behaviour.tokens = 40
+    upstream.behaviour.tokens_per_second = 100
+    client = make_client(upstream, http, stream_batch=0.05, stream_batch_max=0.2)
+    client.pacing.active += 10_000  # as if that many other streams were open
+    arrivals: list[float] = []
+    with trio.fail_after(10):
+        async with client.stream(MESSAGES) as chat:
+            assert client.pacing.active == 10_001
+            async for _ in chat.batches():
+                arrivals.append(trio.current_time())
+    assert client.pacing.active == 10_000  # this stream is counted while open
+    assert chat.text == upstream.requests[-1].reply
+    gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
+    assert gaps and min(gaps) >= 0.18  # the ceiling (0.2 s), not the base (0.05 s)
