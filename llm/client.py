@@ -6,8 +6,10 @@ One logical call = one limiter slot held for the whole call, up to
 Each attempt must produce its first token within ``timeout`` (keep-alive
 comments do not count); once streaming, each wait for the next token is bounded
 by ``idle_timeout``. Attempts are retried only before the first delta reaches
-the caller. Deadlines are cancel scopes around our own awaits, never around the
-caller's code, and are translated to ``LLMTimeout`` subclasses here.
+the caller. Streamed replies are read in batches (``llm/pacing.py``): after the
+first delta, the socket is read at most every 0.1-0.3 s and each read hands over
+every event received since. Deadlines are cancel scopes around our own awaits,
+never around the caller's code, and are translated to ``LLMTimeout`` subclasses.
 """
 
 from __future__ import annotations
@@ -90,9 +92,11 @@ class _Upstream:
         self._chunks = cast(AsyncGenerator[bytes, None], chunks)
         self._decoder = SSEDecoder()
         self._eof = False
-        # Read coalescing: once deltas flow, the next network read waits until ``batch``
-        # seconds after the previous delivery, so one wake-up and one recv take every event
-        # that arrived meanwhile; what h11 already holds is handed over without waiting.
+        # Read coalescing: once deltas flow, the next network read waits until
+        # ``pacing.interval()`` seconds after the previous delivery, so one wake-up and one
+        # recv take every event that arrived meanwhile; what h11 already holds is handed
+        # over without waiting. Without h11 underneath (httpx changed shape), reads are not
+        # paced: pacing would then mean one event per interval.
         paced = pacing is not None and pacing.base > 0
         self._h11 = _h11_connection(response) if paced else None
         self._pacing = pacing if self._h11 is not None else None
