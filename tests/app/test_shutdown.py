@@ -35,6 +35,18 @@ async def _read_line_with(stdout: trio.abc.ReceiveStream, prefixes: Sequence[str
                     return line
 
 
+async def _read_lines_until(stdout: trio.abc.ReceiveStream, prefix: str, count: int) -> list[str]:
+    """Output lines up to the `count`-th one starting with `prefix`."""
+    buffer = b""
+    while True:
+        chunk = await stdout.receive_some()
+        assert chunk, f"process exited early: {buffer!r}"
+        buffer += chunk
+        lines = buffer.decode(errors="replace").splitlines()
+        if sum(line.startswith(prefix) for line in lines) >= count:
+            return lines
+
+
 def _base_url(ready: str) -> str:
     """The URL in "FastNPC serving on URL, ..." or "listening on URL with N workers"."""
     for prefix in READY_PREFIXES:
@@ -163,16 +175,10 @@ async def test_sigterm_to_a_two_worker_server(tmp_path: Path) -> None:
         )
         assert server.stdout is not None
         with trio.fail_after(60):
-            base_url = _base_url(await _read_line_with(server.stdout, ("listening on ",)))
-            # the parent binds before its workers start: wait until one answers
-            async with httpx.AsyncClient(base_url=base_url, timeout=5) as client:
-                while True:
-                    try:
-                        if (await client.get("/healthz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    await trio.sleep(0.1)
+            # the parent prints its URL, then each worker (same stdout) says it is serving
+            lines = await _read_lines_until(server.stdout, "FastNPC serving on ", 2)
+        listening = next(line for line in lines if line.startswith("listening on "))
+        base_url = _base_url(listening)
         endings = await _stream_then_sigterm(server, base_url, 4)
         with trio.fail_after(30):
             assert await server.wait() == 0
