@@ -8,7 +8,6 @@ server processes, and `/chat/stop` works from any process through the stop flag.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -71,13 +70,9 @@ class ChatService:
 
     async def send(self, user_id: int, character_id: int | None, content: str) -> Run:
         character, conversation = await self._conversation(user_id, character_id)
-        owner = self._tracker.owner
-        lease = self._tracker.lease_seconds
 
         def begin(conn: Connection) -> tuple[int, Message, PromptContext] | None:
-            gid = generations.begin_generation(
-                conn, conversation.id, owner=owner, lease_seconds=lease, now=datetime.now(UTC)
-            )
+            gid = self._tracker.begin(conn, conversation.id)
             if gid is None:
                 return None
             user_message = messages.add_message(conn, conversation.id, "user", content)
@@ -99,16 +94,12 @@ class ChatService:
 
     async def regenerate(self, user_id: int, character_id: int | None) -> Run:
         character, conversation = await self._conversation(user_id, character_id)
-        owner = self._tracker.owner
-        lease = self._tracker.lease_seconds
 
         def begin(conn: Connection) -> tuple[int | None, Message | None, PromptContext | None]:
             last = messages.last_assistant_message(conn, conversation.id)
             if last is None:
                 return None, None, None
-            gid = generations.begin_generation(
-                conn, conversation.id, owner=owner, lease_seconds=lease, now=datetime.now(UTC)
-            )
+            gid = self._tracker.begin(conn, conversation.id)
             if gid is None:
                 return None, last, None
             return gid, last, _load_context(conn, conversation.id, before=last.id)

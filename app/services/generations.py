@@ -14,6 +14,7 @@ import socket
 from datetime import UTC, datetime
 
 import trio
+from sqlalchemy import Connection
 
 from app.services.runs import Run
 from storage import Database, StorageError, generations
@@ -32,6 +33,17 @@ class GenerationTracker:
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self._runs: dict[int, Run] = {}
+
+    def begin(self, conn: Connection, conversation_id: int) -> int | None:
+        """Inside a write transaction: claim the conversation's one generation for this
+        process (leased), or None while another one runs."""
+        return generations.begin_generation(
+            conn,
+            conversation_id,
+            owner=self.owner,
+            lease_seconds=self.lease_seconds,
+            now=datetime.now(UTC),
+        )
 
     def track(self, generation_id: int, run: Run) -> None:
         self._runs[generation_id] = run

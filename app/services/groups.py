@@ -15,7 +15,6 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import trio
@@ -228,16 +227,12 @@ class GroupService:
     async def send(self, user_id: int, group_id: int | None, content: str) -> Run:
         """Store the user message and start the turn; 409 while another turn runs."""
         group = await self.get(user_id, group_id)
-        owner = self._tracker.owner
-        lease = self._tracker.lease_seconds
         conversation_id = group.conversation_id
 
         def begin(conn: Connection) -> tuple[int, Message, int | None] | None:
             if not characters.get_characters(conn, user_id, group.character_ids):
                 raise Conflict("the group has no members left")
-            gid = generations.begin_generation(
-                conn, conversation_id, owner=owner, lease_seconds=lease, now=datetime.now(UTC)
-            )
+            gid = self._tracker.begin(conn, conversation_id)
             if gid is None:
                 return None
             last = messages.last_speaker_in_group(conn, conversation_id)
