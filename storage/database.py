@@ -45,13 +45,12 @@ class Database:
         self._pool_size = pool_size
         self._group_commit: GroupCommit | None = None
         if self.dialect == "postgresql":
-            self._read_limiter = self._write_limiter = trio.CapacityLimiter(pool_size)
+            self._limiter = trio.CapacityLimiter(pool_size)
         elif is_memory_sqlite(engine.url):
             # A single shared connection: everything in turn.
-            self._read_limiter = self._write_limiter = trio.CapacityLimiter(1)
+            self._limiter = trio.CapacityLimiter(1)
         else:
-            self._read_limiter = trio.CapacityLimiter(pool_size)
-            self._write_limiter = trio.CapacityLimiter(1)
+            self._limiter = trio.CapacityLimiter(pool_size)  # readers; writes are grouped
             self._group_commit = GroupCommit(engine)
 
     @property
@@ -67,7 +66,7 @@ class Database:
         def call(conn: Connection) -> T:
             return fn(conn, *args, **kwargs)
 
-        return await trio.to_thread.run_sync(self._run, False, call, limiter=self._read_limiter)
+        return await trio.to_thread.run_sync(self._run, False, call, limiter=self._limiter)
 
     async def write(
         self, fn: Callable[Concatenate[Connection, P], T], /, *args: P.args, **kwargs: P.kwargs
@@ -82,7 +81,7 @@ class Database:
 
         if self._group_commit is not None:
             return await self._group_commit.write(call)
-        return await trio.to_thread.run_sync(self._run, True, call, limiter=self._write_limiter)
+        return await trio.to_thread.run_sync(self._run, True, call, limiter=self._limiter)
 
     async def ping(self) -> None:
         """Check the database answers; raises ``StorageUnavailable`` if not."""
@@ -90,19 +89,21 @@ class Database:
 
     def statistics(self) -> dict[str, int]:
         """Pool and thread-limiter figures for health and admin views."""
-        read = self._read_limiter.statistics()
-        write = self._write_limiter.statistics()
-        shared = self._read_limiter is self._write_limiter
-        queued_writes, writing = write.tasks_waiting, write.borrowed_tokens
-        if self._group_commit is not None:
-            queued_writes, writing = self._group_commit.waiting, int(self._group_commit.busy)
+        threads = self._limiter.statistics()
+        borrowed, waiting = threads.borrowed_tokens, threads.tasks_waiting
+        writers_waiting = waiting  # writes share the threads with reads
+        group = self._group_commit
+        if group is not None:
+            writers_waiting = group.waiting
+            borrowed += int(group.busy)
+            waiting += group.waiting
         pool = self._engine.pool
         checked_out = pool.checkedout() if hasattr(pool, "checkedout") else 0
         return {
             "pool_size": self._pool_size,
-            "threads_borrowed": read.borrowed_tokens + (0 if shared else writing),
-            "threads_waiting": read.tasks_waiting + (0 if shared else queued_writes),
-            "writers_waiting": queued_writes,
+            "threads_borrowed": borrowed,
+            "threads_waiting": waiting,
+            "writers_waiting": writers_waiting,
             "connections_checked_out": int(checked_out),
         }
 
