@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Concatenate, ParamSpec, TypeVar
 
 import trio
@@ -51,7 +52,7 @@ class Database:
             self._limiter = trio.CapacityLimiter(1)
         else:
             self._limiter = trio.CapacityLimiter(pool_size)  # readers; writes are grouped
-            self._group_commit = GroupCommit(engine)
+            self._group_commit = GroupCommit(partial(self._run, True))
 
     @property
     def engine(self) -> Engine:

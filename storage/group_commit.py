@@ -26,9 +26,8 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import trio
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
-from .engine import IMMEDIATE
 from .errors import StorageUnavailable, translated_errors
 
 T = TypeVar("T")
@@ -54,10 +53,19 @@ class _Write(Generic[T]):
 
 
 class GroupCommit:
-    """Queue of write functions for one SQLite engine, run in shared transactions."""
+    """Queue of write functions for one SQLite database, run in shared transactions.
 
-    def __init__(self, engine: Engine, *, max_batch: int = MAX_BATCH) -> None:
-        self._engine = engine
+    ``transact(fn)`` runs ``fn(conn)`` in one write transaction (``Database``'s own, so
+    connection, ``BEGIN IMMEDIATE`` and error translation are the same as for any write).
+    """
+
+    def __init__(
+        self,
+        transact: Callable[[Callable[[Connection], None]], None],
+        *,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self._transact = transact
         self._max_batch = max_batch
         self._pending: deque[_Write[Any]] = deque()
         self._busy = False
@@ -127,22 +135,23 @@ class GroupCommit:
         self.batches += 1
         self.writes += len(batch)
         try:
-            with translated_errors(), self._engine.connect() as conn:
-                conn.execution_options(**{IMMEDIATE: True})
-                with conn.begin():
-                    if len(batch) == 1:  # its own transaction is its savepoint
-                        batch[0].value = batch[0].fn(conn)
-                        return
-                    for write in batch:
-                        try:
-                            with translated_errors(), conn.begin_nested():
-                                write.value = write.fn(conn)
-                        except Exception as exc:  # rolled back to its savepoint
-                            write.error = exc
+            self._transact(lambda conn: _apply(batch, conn))
         except Exception as exc:  # the transaction as a whole failed: nothing took effect
             for write in batch:
                 write.value = None
                 write.error = _copy_error(exc)
+
+
+def _apply(batch: list[_Write[Any]], conn: Connection) -> None:
+    if len(batch) == 1:  # its own transaction is its savepoint
+        batch[0].value = batch[0].fn(conn)
+        return
+    for write in batch:
+        try:
+            with translated_errors(), conn.begin_nested():
+                write.value = write.fn(conn)
+        except Exception as exc:  # rolled back to its savepoint
+            write.error = exc
 
 
 def _copy_error(exc: Exception) -> Exception:
