@@ -218,6 +218,17 @@ async def measure(target: Target, body: Callable[[], Awaitable[T]]) -> tuple[T, 
     return result, usage
 
 
+async def measure_with_fake(
+    target: Target, body: Callable[[], Awaitable[T]], **changes: float
+) -> tuple[T, Usage]:
+    """``measure`` with the fake upstream's behaviour changed for the window, then restored."""
+    await target.set_fake(**changes)
+    try:
+        return await measure(target, body)
+    finally:
+        await target.set_fake(**target.fake_behaviour)
+
+
 def percentile(values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (``q`` in 0..100); ``None`` for no values."""
     if not values:
@@ -339,13 +350,12 @@ async def generations(target: Target, count: int, scenario: str) -> dict[str, An
             for index, account in enumerate(target.accounts[:count]):
                 nursery.start_soon(one, index, account)
 
-    await target.set_fake(
-        first_token_delay=target.fake_behaviour["first_token_delay"], tokens_per_second=0.0
+    _, usage = await measure_with_fake(
+        target,
+        run,
+        first_token_delay=target.fake_behaviour["first_token_delay"],
+        tokens_per_second=0.0,
     )
-    try:
-        _, usage = await measure(target, run)
-    finally:
-        await target.set_fake(**target.fake_behaviour)
     return {
         "scenario": scenario,
         "server": target.name,
@@ -414,7 +424,6 @@ async def zero_latency(
     """
     accounts = await target.fresh_accounts(clients, "zero")
     await target.warm_connections(clients)
-    await target.set_fake(first_token_delay=0.0, tokens_per_second=0.0)
     done: list[float] = []
     errors: list[str] = []
 
@@ -440,10 +449,7 @@ async def zero_latency(
             for account in accounts:
                 nursery.start_soon(client_loop, account)
 
-    try:
-        _, usage = await measure(target, run)
-    finally:
-        await target.set_fake(**target.fake_behaviour)
+    _, usage = await measure_with_fake(target, run, first_token_delay=0.0, tokens_per_second=0.0)
     return {
         "scenario": scenario,
         "server": target.name,
