@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence, Sized
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar, cast
 
@@ -74,7 +74,7 @@ class _Upstream:
         "_chunks",
         "_decoder",
         "_eof",
-        "_h11",
+        "_received",
         "_pacing",
         "_read_after",
         "_failure",
@@ -98,15 +98,15 @@ class _Upstream:
         # over without waiting. Without h11 underneath (httpx changed shape), reads are not
         # paced: pacing would then mean one event per interval.
         paced = pacing is not None and pacing.base > 0
-        self._h11 = _h11_connection(response) if paced else None
-        self._pacing = pacing if self._h11 is not None else None
+        self._received = _h11_receive_buffer(response) if paced else None
+        self._pacing = pacing if self._received is not None else None
         self._read_after = 0.0
         self._failure: LLMError | None = None
 
     def _buffered(self) -> bool:
         """Whether h11 holds received bytes beyond a chunk's CRLF (more events, no recv)."""
-        h11_conn = self._h11
-        return h11_conn is not None and len(h11_conn.trailing_data[0]) > 2
+        received = self._received
+        return received is not None and len(received) > 2
 
     async def fill(self) -> None:
         """Read until a delta is pending (and every event already received is decoded) or
@@ -576,16 +576,18 @@ class OpenRouterClient:
                 await upstream.aclose()
 
 
-def _h11_connection(response: httpx.Response) -> h11.Connection | None:
-    """The h11 state machine under an httpx HTTP/1.1 response, found through httpx's and
-    httpcore's stream wrappers; None if their shape is not the one known here (then reads
-    are not coalesced, nothing else changes)."""
+def _h11_receive_buffer(response: httpx.Response) -> Sized | None:
+    """What h11 has received and not yet parsed under an httpx HTTP/1.1 response, found
+    through httpx's and httpcore's stream wrappers (its length, read per chunk, costs no
+    copy, unlike ``h11.Connection.trailing_data``); None if their shape is not the one known
+    here (then reads are not coalesced, nothing else changes)."""
     node: object = response.stream
     for attr in ("_stream", "_httpcore_stream", "_stream", "_connection", "_h11_state"):
         node = getattr(node, attr, None)
         if node is None:
             return None
-    return node if isinstance(node, h11.Connection) else None
+    received = getattr(node, "_receive_buffer", None) if isinstance(node, h11.Connection) else None
+    return received if isinstance(received, Sized) else None
 
 
 def _error_from_json_200(body: bytes, headers: httpx.Headers) -> LLMError:
