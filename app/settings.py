@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -27,4 +29,7 @@ class Settings(BaseSettings):
     sse_ping_interval: float = Field(default=15.0, gt=0)
     shutdown_grace: float = Field(default=5.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    # Replies that could not be saved while the database was down wait here for it (durable
+    # across a restart); empty: kept in memory only.
+    spool_dir: Path | None = Path("fastnpc-spool")
     llm: LLMSettings = Field(default_factory=LLMSettings)

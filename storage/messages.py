@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Connection, delete, func, select
 
 from . import rows
@@ -17,20 +19,46 @@ def add_message(
     *,
     character_id: int | None = None,
     status: MessageStatus = "complete",
+    created_at: datetime | None = None,
 ) -> Message:
-    """Append a message to the conversation."""
-    row = conn.execute(
-        messages.insert()
-        .values(
-            conversation_id=conversation_id,
-            role=role,
-            content=content,
-            character_id=character_id,
-            status=status,
-        )
-        .returning(*messages.c)
-    ).one()
+    """Append a message to the conversation (`created_at` defaults to now)."""
+    values: dict[str, object] = {
+        "conversation_id": conversation_id,
+        "role": role,
+        "content": content,
+        "character_id": character_id,
+        "status": status,
+    }
+    if created_at is not None:
+        values["created_at"] = created_at
+    row = conn.execute(messages.insert().values(**values).returning(*messages.c)).one()
     return rows.message(row)
+
+
+def find_message(
+    conn: Connection,
+    conversation_id: int,
+    *,
+    role: MessageRole,
+    character_id: int | None,
+    created_at: datetime,
+    content: str,
+) -> Message | None:
+    """The message stored with exactly these attributes, or None (for idempotent replays)."""
+    row = conn.execute(
+        select(messages)
+        .where(
+            messages.c.conversation_id == conversation_id,
+            messages.c.role == role,
+            messages.c.character_id.is_(None)
+            if character_id is None
+            else messages.c.character_id == character_id,
+            messages.c.created_at == created_at,
+            messages.c.content == content,
+        )
+        .limit(1)
+    ).first()
+    return rows.message(row) if row else None
 
 
 def get_message(conn: Connection, message_id: int) -> Message | None:
@@ -132,6 +160,27 @@ def last_assistant_message(conn: Connection, conversation_id: int) -> Message | 
 def delete_message(conn: Connection, message_id: int) -> None:
     """Delete one message (no error if it is gone)."""
     conn.execute(delete(messages).where(messages.c.id == message_id))
+
+
+def previous_turn_speakers(conn: Connection, conversation_id: int) -> list[int]:
+    """The character ids of the replies stored since the newest user message (the previous
+    turn's speakers), in the order they were stored."""
+    last_user = (
+        select(func.max(messages.c.id))
+        .where(messages.c.conversation_id == conversation_id, messages.c.role == "user")
+        .scalar_subquery()
+    )
+    result = conn.execute(
+        select(messages.c.character_id)
+        .where(
+            messages.c.conversation_id == conversation_id,
+            messages.c.role == "assistant",
+            messages.c.character_id.is_not(None),
+            messages.c.id > func.coalesce(last_user, 0),
+        )
+        .order_by(messages.c.id)
+    ).scalars()
+    return [int(c) for c in result]
 
 
 def last_speaker_in_group(conn: Connection, conversation_id: int) -> int | None:

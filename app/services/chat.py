@@ -14,13 +14,19 @@ from sqlalchemy import Connection
 
 import llm
 from app.errors import Conflict, NotFound
-from app.services.generations import GenerationTracker
+from app.services.lifecycle import (
+    Claim,
+    Generation,
+    GenerationLifecycle,
+    check_idle,
+    pending_message,
+)
 from app.services.memory import MemoryService
 from app.services.prompts import build_prompt, character_system_prompt, direct_history
-from app.services.replies import shielded_save, stream_reply
-from app.services.runs import Run, RunRegistry
+from app.services.replies import stream_reply
+from app.services.runs import Run
 from app.views import message_view
-from storage import Database, characters, conversations, generations, memories, messages
+from storage import Database, StorageUnavailable, characters, conversations, memories, messages
 from storage.records import Character, Conversation, Memory, Message, Page
 
 HISTORY_WINDOW = 200
@@ -33,16 +39,14 @@ class ChatService:
         self,
         db: Database,
         client: llm.OpenRouterClient,
-        runs: RunRegistry,
-        tracker: GenerationTracker,
+        lifecycle: GenerationLifecycle,
         memory: MemoryService,
         *,
         prompt_budget: int,
     ) -> None:
         self._db = db
         self._client = client
-        self._runs = runs
-        self._tracker = tracker
+        self._lifecycle = lifecycle
         self._memory = memory
         self._budget = prompt_budget
 
@@ -71,134 +75,99 @@ class ChatService:
     async def send(self, user_id: int, character_id: int | None, content: str) -> Run:
         character, conversation = await self._conversation(user_id, character_id)
 
-        def begin(conn: Connection) -> tuple[int, Message, PromptContext] | None:
-            gid = self._tracker.begin(conn, conversation.id)
-            if gid is None:
-                return None
+        def prepare(conn: Connection) -> tuple[Message, PromptContext]:
             user_message = messages.add_message(conn, conversation.id, "user", content)
-            return gid, user_message, _load_context(conn, conversation.id, before=None)
+            return user_message, _load_context(conn, conversation.id, before=None)
 
-        begun = await self._db.write(begin)
-        if begun is None:
-            raise _in_progress()
-        generation_id, user_message, context = begun
-        return self._start(
-            user_id,
-            character,
-            conversation,
-            generation_id,
-            context,
-            user_message=user_message,
-            replacing=None,
-        )
+        claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
+        user_message, context = claim.prepared
+        return await self._start(user_id, character, claim, context, user_message=user_message)
 
     async def regenerate(self, user_id: int, character_id: int | None) -> Run:
         character, conversation = await self._conversation(user_id, character_id)
 
-        def begin(conn: Connection) -> tuple[int | None, Message | None, PromptContext | None]:
+        def prepare(conn: Connection) -> tuple[Message, PromptContext]:
             last = messages.last_assistant_message(conn, conversation.id)
             if last is None:
-                return None, None, None
-            gid = self._tracker.begin(conn, conversation.id)
-            if gid is None:
-                return None, last, None
-            return gid, last, _load_context(conn, conversation.id, before=last.id)
+                raise Conflict("there is no assistant reply to regenerate")
+            return last, _load_context(conn, conversation.id, before=last.id)
 
-        generation_id, last, context = await self._db.write(begin)
-        if last is None:
-            raise Conflict("there is no assistant reply to regenerate")
-        if generation_id is None or context is None:
-            raise _in_progress()
-        return self._start(
-            user_id,
-            character,
-            conversation,
-            generation_id,
-            context,
-            user_message=None,
-            replacing=last,
-        )
+        claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
+        last, context = claim.prepared
+        return await self._start(user_id, character, claim, context, replacing=last)
 
-    def _start(
+    async def _start(
         self,
         user_id: int,
         character: Character,
-        conversation: Conversation,
-        generation_id: int,
+        claim: Claim[Any],
         context: PromptContext,
         *,
-        user_message: Message | None,
-        replacing: Message | None,
+        user_message: Message | None = None,
+        replacing: Message | None = None,
     ) -> Run:
         # The run keeps only what it needs while the reply streams (ids, the prompt, the user
         # message's view), not the character's profile or the history it was built from.
         system = character_system_prompt(character, context.memories)
         prompt = build_prompt(system, direct_history(context.recent), budget=self._budget)
-        character_id, conversation_id = character.id, conversation.id
+        character_id, conversation_id = character.id, claim.conversation_id
         user_view = None if user_message is None else message_view(user_message)
         replacing_id = None if replacing is None else replacing.id
 
-        async def body(run: Run) -> dict[str, Any]:
-            ended = False
-            try:
-                if user_view is not None:
-                    run.publish("user_message", user_view)
-                outcome = await stream_reply(
-                    self._client,
-                    run,
-                    prompt,
-                    user=str(user_id),
-                    tag={},
-                    cancel_scope=run.cancel_scope,
-                )
-                status = outcome.status
+        uncompressed: int | None = None
 
-                def save(conn: Connection) -> tuple[Message | None, int]:
-                    generations.end_generation(conn, generation_id)
-                    if status != "complete" and not outcome.text:
-                        return None, 0
-                    if replacing_id is not None and status == "complete":
-                        messages.delete_message(conn, replacing_id)
-                    reply = messages.add_message(
-                        conn,
+        async def body(generation: Generation) -> dict[str, Any]:
+            nonlocal uncompressed
+            run = generation.run
+            if user_view is not None:
+                run.publish("user_message", user_view)
+            outcome = await stream_reply(
+                self._client, run, prompt, user=str(user_id), tag={}, cancel_scope=run.cancel_scope
+            )
+            pending = []
+            if outcome.status == "complete" or outcome.text:
+                pending.append(
+                    pending_message(
                         conversation_id,
                         "assistant",
                         outcome.text,
                         character_id=character_id,
-                        status=status,  # type: ignore[arg-type]
+                        status=outcome.status,
                     )
-                    return reply, messages.count_uncompressed(conn, conversation_id)
+                )
 
-                with shielded_save():
-                    reply, uncompressed = await self._db.write(save)
-                    ended = True
-                reply_view = None if reply is None else message_view(reply)
-                if outcome.error is not None:
-                    if reply_view is not None:
-                        run.error_extra = {"reply": reply_view}
-                    raise outcome.error
+            def finish(conn: Connection) -> int:
+                if replacing_id is not None and outcome.status == "complete":
+                    messages.delete_message(conn, replacing_id)
+                return messages.count_uncompressed(conn, conversation_id)
+
+            saved = await generation.save(pending, end=True, extra=finish)
+            reply_view = message_view(saved.messages[0]) if saved.messages else None
+            if saved.kept:
+                run.error_extra = {"kept": True, "reply": pending[0].to_json()}
+                raise StorageUnavailable(
+                    "the database is unavailable: the reply is kept and will be saved when it "
+                    "answers again"
+                )
+            if outcome.error is not None:
                 if reply_view is not None:
-                    run.publish("reply", reply_view)
-                if status == "complete":
-                    await self._memory.maybe_schedule(conversation_id, uncompressed=uncompressed)
-                return {"user_message": user_view, "reply": reply_view}
-            finally:
-                self._tracker.forget(generation_id)
-                if not ended:
-                    with shielded_save():
-                        await self._db.write(generations.end_generation, generation_id)
+                    run.error_extra = {"reply": reply_view}
+                raise outcome.error
+            if reply_view is not None:
+                run.publish("reply", reply_view)
+            if outcome.status == "complete":
+                uncompressed = saved.extra
+            return {"user_message": user_view, "reply": reply_view}
 
-        run = self._runs.start(("chat", conversation_id), body)
-        self._tracker.track(generation_id, run)
-        return run
+        async def after() -> None:
+            if uncompressed is not None:
+                await self._memory.maybe_schedule(conversation_id, uncompressed=uncompressed)
+
+        return await self._lifecycle.start("chat", claim, body, after=after)
 
     async def stop(self, user_id: int, character_id: int | None) -> bool:
         _, conversation = await self._conversation(user_id, character_id)
-        run = self._runs.get(("chat", conversation.id))
-        if run is not None and not run.finished.is_set():
-            run.stop("stopped")
-            return True
-        return await self._db.write(generations.request_stop, conversation.id)
+        return await self._lifecycle.stop(conversation.id)
 
     async def history(
         self, user_id: int, character_id: int | None, *, limit: int, before: int | None
@@ -210,9 +179,12 @@ class ChatService:
 
     async def clear(self, user_id: int, character_id: int | None) -> None:
         _, conversation = await self._conversation(user_id, character_id)
-        if self._runs.get(("chat", conversation.id)) is not None:
-            raise _in_progress()
-        await self._db.write(conversations.clear_conversation, conversation.id)
+
+        def clear(conn: Connection) -> None:
+            check_idle(conn, conversation.id, _in_progress())
+            conversations.clear_conversation(conn, conversation.id)
+
+        await self._db.write(clear)
 
     async def memories(self, user_id: int, character_id: int | None) -> list[Memory]:
         _, conversation = await self._conversation(user_id, character_id)

@@ -18,8 +18,10 @@ from app.services.characters import CharacterService
 from app.services.chat import ChatService
 from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
+from app.services.lifecycle import GenerationLifecycle
 from app.services.memory import MemoryService
 from app.services.runs import RunRegistry
+from app.services.spool import ReplySpool
 from app.settings import Settings
 from storage import Database, open_database
 
@@ -44,6 +46,8 @@ class Services:
     registry: CollectorRegistry
     runs: RunRegistry
     tracker: GenerationTracker
+    spool: ReplySpool
+    lifecycle: GenerationLifecycle
     auth: AuthService
     characters: CharacterService
     chat: ChatService
@@ -87,6 +91,8 @@ async def run_services(
         client = llm.OpenRouterClient(http, limiter, settings.llm, metrics)
         runs = RunRegistry(generations_nursery)
         tracker = GenerationTracker(db)
+        spool = ReplySpool(db, settings.spool_dir, owner=tracker.owner)
+        lifecycle = GenerationLifecycle(db, runs, tracker, spool)
         memory = MemoryService(
             db,
             client,
@@ -110,14 +116,16 @@ async def run_services(
             registry=registry,
             runs=runs,
             tracker=tracker,
+            spool=spool,
+            lifecycle=lifecycle,
             auth=auth,
             characters=CharacterService(db, client, runs),
             chat=ChatService(
-                db, client, runs, tracker, memory, prompt_budget=settings.prompt_token_budget
+                db, client, lifecycle, memory, prompt_budget=settings.prompt_token_budget
             ),
             memory=memory,
             groups=GroupService(
-                db, client, runs, tracker, memory, prompt_budget=settings.prompt_token_budget
+                db, client, lifecycle, memory, prompt_budget=settings.prompt_token_budget
             ),
             admin=AdminService(db, limiter, metrics, runs, memory),
         )
@@ -126,6 +134,7 @@ async def run_services(
                 settings.admin_username, settings.admin_password.get_secret_value()
             )
         await background.start(tracker.run)
+        await background.start(spool.run)
         await background.start(memory.run)
         task_status.started(services)
 

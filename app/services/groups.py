@@ -24,17 +24,23 @@ from sqlalchemy import Connection
 import llm
 from app.error_info import describe
 from app.errors import Conflict, InvalidRequest, NotFound
-from app.services.generations import GenerationTracker
+from app.services.lifecycle import (
+    Generation,
+    GenerationLifecycle,
+    Saved,
+    check_idle,
+    pending_message,
+)
 from app.services.memory import MemoryService
 from app.services.prompts import build_prompt, character_system_prompt
-from app.services.replies import ReplyOutcome, shielded_save, stream_reply
-from app.services.runs import Run, RunRegistry
+from app.services.replies import ReplyOutcome, stream_reply
+from app.services.runs import Run
+from app.services.spool import PendingMessage
 from app.views import message_view, parse_id
 from storage import (
     Database,
     StorageError,
     characters,
-    generations,
     groups,
     memories,
     messages,
@@ -99,16 +105,14 @@ class GroupService:
         self,
         db: Database,
         client: llm.OpenRouterClient,
-        runs: RunRegistry,
-        tracker: GenerationTracker,
+        lifecycle: GenerationLifecycle,
         memory: MemoryService,
         *,
         prompt_budget: int,
     ) -> None:
         self._db = db
         self._client = client
-        self._runs = runs
-        self._tracker = tracker
+        self._lifecycle = lifecycle
         self._memory = memory
         self._budget = prompt_budget
 
@@ -184,9 +188,12 @@ class GroupService:
 
     async def delete(self, user_id: int, group_id: int | None) -> None:
         group = await self.get(user_id, group_id)
-        if self._runs.get(("group", group.conversation_id)) is not None:
-            raise _in_progress()
-        if not await self._db.write(groups.delete_group, user_id, group.id):
+
+        def delete(conn: Connection) -> bool:
+            check_idle(conn, group.conversation_id, _in_progress())
+            return groups.delete_group(conn, user_id, group.id)
+
+        if not await self._db.write(delete):
             raise NotFound("no such group")
 
     # ---- conversation
@@ -218,64 +225,51 @@ class GroupService:
     async def stop(self, user_id: int, group_id: int | None) -> bool:
         """Interrupt the running turn; its speakers store their partial text."""
         group = await self.get(user_id, group_id)
-        run = self._runs.get(("group", group.conversation_id))
-        if run is not None and not run.finished.is_set():
-            run.stop("stopped")
-            return True
-        return await self._db.write(generations.request_stop, group.conversation_id)
+        return await self._lifecycle.stop(group.conversation_id)
 
     async def send(self, user_id: int, group_id: int | None, content: str) -> Run:
         """Store the user message and start the turn; 409 while another turn runs."""
         group = await self.get(user_id, group_id)
         conversation_id = group.conversation_id
 
-        def begin(conn: Connection) -> tuple[int, Message, int | None] | None:
+        def prepare(conn: Connection) -> tuple[Message, list[int]]:
             if not characters.get_characters(conn, user_id, group.character_ids):
                 raise Conflict("the group has no members left")
-            gid = self._tracker.begin(conn, conversation_id)
-            if gid is None:
-                return None
-            last = messages.last_speaker_in_group(conn, conversation_id)
-            return gid, messages.add_message(conn, conversation_id, "user", content), last
+            previous = messages.previous_turn_speakers(conn, conversation_id)
+            return messages.add_message(conn, conversation_id, "user", content), previous
 
-        begun = await self._db.write(begin)
-        if begun is None:
-            raise _in_progress()
-        generation_id, user_message, last_speaker = begun
+        claim = await self._lifecycle.claim(conversation_id, prepare, busy=_in_progress())
+        user_message, previous_speakers = claim.prepared
+        any_complete = False
 
-        async def body(run: Run) -> dict[str, Any]:
-            ended = False
-            try:
-                result = await self._turn(run, user_id, group, user_message, last_speaker)
-                with shielded_save():
-                    await self._db.write(generations.end_generation, generation_id)
-                    ended = True
-                replies: list[tuple[ReplyOutcome, Message | None]] = result.pop("outcomes")
-                failed = [o.error for o, _ in replies if o.error is not None]
-                if replies and len(failed) == len(replies):
-                    run.error_extra = {"replies": result["replies"]}
-                    raise failed[0]
-                if any(o.status == "complete" for o, _ in replies):
-                    await self._memory.maybe_schedule(conversation_id)
-                return result
-            finally:
-                self._tracker.forget(generation_id)
-                if not ended:
-                    with shielded_save():
-                        await self._db.write(generations.end_generation, generation_id)
+        async def body(generation: Generation) -> dict[str, Any]:
+            nonlocal any_complete
+            run = generation.run
+            result = await self._turn(generation, user_id, group, user_message, previous_speakers)
+            await generation.end()
+            replies: list[tuple[ReplyOutcome, Message | None]] = result.pop("outcomes")
+            failed = [o.error for o, _ in replies if o.error is not None]
+            if replies and len(failed) == len(replies):
+                run.error_extra = {"replies": result["replies"]}
+                raise failed[0]
+            any_complete = any(o.status == "complete" for o, _ in replies)
+            return result
 
-        run = self._runs.start(("group", conversation_id), body)
-        self._tracker.track(generation_id, run)
-        return run
+        async def after() -> None:
+            if any_complete:
+                await self._memory.maybe_schedule(conversation_id)
+
+        return await self._lifecycle.start("group", claim, body, after=after)
 
     async def _turn(
         self,
-        run: Run,
+        generation: Generation,
         user_id: int,
         group: Group,
         user_message: Message,
-        last_speaker: int | None,
+        previous_speakers: list[int],
     ) -> dict[str, Any]:
+        run = generation.run
         run.publish("user_message", message_view(user_message))
         turn = await self._db.read(self._load_turn, user_id, group, user_message)
         relay = _StopRelay(run)
@@ -286,7 +280,7 @@ class GroupService:
             reason = ""
             with relay.scope():
                 speakers, reason = await self._choose(
-                    user_id, group, turn, user_message.content, last_speaker
+                    user_id, group, turn, user_message.content, previous_speakers
                 )
             if not relay.stopped:
                 run.publish(
@@ -297,7 +291,7 @@ class GroupService:
                     for character_id in speakers:
                         nursery.start_soon(
                             self._speak,
-                            run,
+                            generation,
                             user_id,
                             group,
                             turn,
@@ -338,7 +332,7 @@ class GroupService:
         group: Group,
         turn: _Turn,
         content: str,
-        last_speaker: int | None,
+        previous_speakers: Sequence[int],
     ) -> tuple[list[int], str]:
         member_ids = [c.id for c in turn.members]
         limit = min(group.max_speakers, len(member_ids))
@@ -361,11 +355,11 @@ class GroupService:
             named = named_in(content, turn.members, limit)
             if named:
                 return named, "named in the message"
-        return round_robin(member_ids, last_speaker, limit), "round robin"
+        return round_robin(member_ids, previous_speakers, limit), "round robin"
 
     async def _speak(
         self,
-        run: Run,
+        generation: Generation,
         user_id: int,
         group: Group,
         turn: _Turn,
@@ -373,6 +367,7 @@ class GroupService:
         scope: trio.CancelScope,
         outcomes: dict[int, tuple[ReplyOutcome, Message | None]],
     ) -> None:
+        run = generation.run
         prompt = self._speaker_prompt(group, turn, character)
         tag = {"character_id": str(character.id)}
         outcome = await stream_reply(
@@ -380,21 +375,28 @@ class GroupService:
         )
         saved: Message | None = None
         if outcome.status == "complete" or outcome.text:
-            with shielded_save():
-                try:
-                    saved = await self._db.write(
-                        messages.add_message,
-                        group.conversation_id,
-                        "assistant",
-                        outcome.text,
-                        character_id=character.id,
-                        status=outcome.status,  # type: ignore[arg-type]
+            reply = pending_message(
+                group.conversation_id,
+                "assistant",
+                outcome.text,
+                character_id=character.id,
+                status=outcome.status,
+            )
+            try:
+                stored: Saved[None] = await generation.save([reply])
+            except StorageError as exc:
+                log.warning("could not store %s's group reply", character.id, exc_info=True)
+                if outcome.error is None:
+                    outcome = ReplyOutcome(outcome.text, "error", None)
+                    _publish_speaker_error(run, character.id, exc)
+            else:
+                if stored.kept:
+                    run.publish(
+                        "reply_kept",
+                        {"character_id": str(character.id)} | _kept_info(reply),
                     )
-                except StorageError as exc:
-                    log.warning("could not store %s's group reply", character.id, exc_info=True)
-                    if outcome.error is None:
-                        outcome = ReplyOutcome(outcome.text, "error", None)
-                        _publish_speaker_error(run, character.id, exc)
+                else:
+                    saved = stored.messages[0]
         outcomes[character.id] = (outcome, saved)
         if saved is not None:
             run.publish("reply", message_view(saved))
@@ -442,13 +444,17 @@ def point_of_view(
     return out
 
 
-def round_robin(member_ids: Sequence[int], last_speaker: int | None, count: int) -> list[int]:
-    """`count` members in listed order, starting after the last one who spoke."""
+def round_robin(
+    member_ids: Sequence[int], previous_speakers: Sequence[int], count: int
+) -> list[int]:
+    """`count` members in listed order, starting after the last member, in listed order, of
+    the previous turn's speakers (deterministic, whichever reply finished last)."""
     if not member_ids:
         return []
     start = 0
-    if last_speaker is not None and last_speaker in member_ids:
-        start = (list(member_ids).index(last_speaker) + 1) % len(member_ids)
+    spoke = [i for i, member in enumerate(member_ids) if member in set(previous_speakers)]
+    if spoke:
+        start = (spoke[-1] + 1) % len(member_ids)
     ordered = list(member_ids[start:]) + list(member_ids[:start])
     return ordered[: max(0, min(count, len(ordered)))]
 
@@ -559,6 +565,15 @@ def _publish_speaker_error(run: Run, character_id: int, error: Exception) -> Non
         "speaker_error",
         {"character_id": str(character_id), "code": info.code, "message": info.message},
     )
+
+
+def _kept_info(reply: PendingMessage) -> dict[str, Any]:
+    return {
+        "code": "storage_unavailable",
+        "message": "the database is unavailable: the reply is kept and will be saved when it "
+        "answers again",
+        "reply": reply.to_json(),
+    }
 
 
 def _in_progress() -> Conflict:

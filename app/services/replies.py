@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,11 +10,9 @@ import trio
 
 import llm
 from app.services.runs import Run
-from storage import StorageUnavailable
+from app.services.shielding import shielded_save
 
-# Bounds a save only when it must outlive a cancellation; under heavy load a single SQLite
-# writer may queue writes for many seconds, which must not lose a reply.
-SAVE_GRACE_SECONDS = 60.0
+__all__ = ["ReplyOutcome", "shielded_save", "stream_reply"]
 
 
 @dataclass
@@ -56,16 +53,3 @@ async def stream_reply(
     if error is not None:
         return ReplyOutcome(text, "error", error)
     return ReplyOutcome(text, "complete", None)
-
-
-@contextmanager
-def shielded_save() -> Iterator[None]:
-    """A bounded, shielded scope for writes that must survive cancellation.
-
-    If the bound runs out, the write did not happen: that is reported as `StorageUnavailable`,
-    never passed over in silence.
-    """
-    with trio.move_on_after(SAVE_GRACE_SECONDS, shield=True) as scope:
-        yield
-    if scope.cancelled_caught:
-        raise StorageUnavailable("the database did not complete a save in time")

@@ -81,8 +81,10 @@ class RunRegistry:
         return run
 
     async def _execute(self, run: Run, body: RunBody) -> None:
+        returned = False
         try:
             run.result = await body(run)
+            returned = True
         except Exception as exc:  # the run's failure belongs to its subscribers, not the nursery
             run.error = exc
             if describe(exc).code == "internal_error":
@@ -92,7 +94,9 @@ class RunRegistry:
             if not self._runs:
                 self._idle.set()
             if not run.events.closed:
-                if run.stop_reason == "shutting_down":
+                # Cancelled from outside (the service nursery closing at shutdown) is never
+                # `done`: the work did not finish.
+                if run.stop_reason == "shutting_down" or (not returned and run.error is None):
                     run.publish(
                         "error",
                         {"code": "shutting_down", "message": "the server is shutting down"}

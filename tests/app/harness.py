@@ -29,6 +29,7 @@ def make_settings(db_url: str, llm_base_url: str, **overrides: Any) -> Settings:
         max_retries=1,
         **llm_overrides,
     )
+    overrides.setdefault("spool_dir", None)  # tests that spool to disk name their directory
     return Settings(database_url=db_url, llm=llm, shutdown_grace=5, **overrides)
 
 

@@ -244,10 +244,19 @@ async def test_round_robin_order(live: Live) -> None:
 
 
 def test_speaker_choice_helpers() -> None:
-    assert round_robin([1, 2, 3], None, 2) == [1, 2]
-    assert round_robin([1, 2, 3], 3, 2) == [1, 2]
-    assert round_robin([1, 2, 3], 2, 5) == [3, 1, 2]
-    assert round_robin([1, 2, 3], 99, 1) == [1]
+    # (members, previous turn's speakers in the order their replies were stored, count) -> next
+    table = [
+        ([1, 2, 3], [], 2, [1, 2]),
+        ([1, 2, 3], [3], 2, [1, 2]),
+        ([1, 2, 3], [2], 5, [3, 1, 2]),
+        ([1, 2, 3], [99], 1, [1]),
+        # the last member in listed order, not whichever reply finished last
+        ([1, 2, 3, 4], [2, 1], 2, [3, 4]),
+        ([1, 2, 3, 4], [1, 2], 2, [3, 4]),
+        ([1, 2, 3, 4], [4, 1], 1, [1]),
+    ]
+    for members, previous, count, expected in table:
+        assert round_robin(members, previous, count) == expected, (members, previous, count)
     assert validate_choice(SpeakerChoice(character_ids=["2", "1"], reason=""), [1, 2, 3], 2) == [
         2,
         1,
