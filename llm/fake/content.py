@@ -141,18 +141,19 @@ def reply_text(messages: Sequence[Mapping[str, Any]], length: int, seed: int) ->
         if not fitting:
             break
         text += " " + rng.choice(fitting)
-    return text + _filler(length - len(text))
+    return text + _filler(length - len(text), rng)
 
 
-def _filler(room: int) -> str:
+def _filler(room: int, rng: random.Random) -> str:
     """``room`` characters (0 or at least 3) of " Word word." closing a reply."""
     if room == 0:
         return ""
     letters = room - 2  # the leading space and the final period
     words: list[str] = []
     while letters > 0:
-        word = next(
-            w for w in _FILLER_WORDS if len(w) == letters or len(w) + 2 <= letters
+        exact = [w for w in _FILLER_WORDS if len(w) == letters]
+        word = exact[0] if exact else rng.choice(
+            [w for w in _FILLER_WORDS if len(w) + 2 <= letters]
         )
         words.append(word)
         letters -= len(word) + (1 if letters > len(word) else 0)
