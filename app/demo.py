@@ -2,15 +2,20 @@
 
 It starts the server in-process (with the built-in fake LLM unless OPENROUTER_API_KEY is set),
 then registers a user, generates a character with a live eight-category display, streams a chat
-reply token by token, plays one group turn with interleaved speakers, and times ten concurrent
-chats against what a serial server would take. Everything it made is removed at the end.
+reply token by token, stops a reply mid-stream (stored as `interrupted`), talks long enough for
+the conversation to be compressed into memories and shows them, plays one group turn where the
+moderator picks two of three characters (with its reason) who answer with interleaved streams,
+and times ten concurrent chats against what a serial server would take. Everything it made is
+removed at the end. A failure (e.g. the provider is down) ends with one line saying what failed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -22,7 +27,9 @@ import trio
 from pydantic import SecretStr
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from app.factory import create_app
 from app.server import serve
@@ -32,6 +39,12 @@ from llm.fake import FakeBehaviour, serve_fake_upstream
 from storage.characters import CATEGORIES
 
 SPEAKER_STYLES = ("cyan", "magenta", "green", "yellow")
+MEMORY_TRIGGER = 6  # uncompressed messages that start compression (the default is 40)
+MEMORY_KEEP_RECENT = 2
+
+
+class DemoFailed(Exception):
+    """A step of the tour could not be done; the message says which and why."""
 
 
 async def sse_events(
@@ -43,11 +56,21 @@ async def sse_events(
     async with client.stream("POST", path, json=body, headers=request_headers) as response:
         if response.status_code != 200:
             await response.aread()
-            raise RuntimeError(f"{path}: {response.status_code} {response.text}")
+            raise DemoFailed(f"POST {path} answered {response.status_code}: {_message(response)}")
         async for chunk in response.aiter_bytes():
             for item in decoder.feed(chunk):
                 if isinstance(item, SSEEvent):
-                    yield item.event, json.loads(item.data)
+                    data = json.loads(item.data)
+                    if item.event == "error":
+                        raise DemoFailed(f"POST {path}: {data.get('message', data)}")
+                    yield item.event, data
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200]
 
 
 class Tour:
@@ -57,9 +80,16 @@ class Tour:
         self.headers: dict[str, str] = {}
         self.character: dict[str, Any] = {}
 
-    async def post(self, path: str, body: Any) -> Any:
+    async def post(self, path: str, body: Any = None) -> Any:
         r = await self.client.post(path, json=body, headers=self.headers)
-        r.raise_for_status()
+        if not r.is_success:
+            raise DemoFailed(f"POST {path} answered {r.status_code}: {_message(r)}")
+        return r.json()
+
+    async def get(self, path: str) -> Any:
+        r = await self.client.get(path, headers=self.headers)
+        if not r.is_success:
+            raise DemoFailed(f"GET {path} answered {r.status_code}: {_message(r)}")
         return r.json()
 
     async def register(self, *, quiet: bool = False) -> None:
@@ -98,8 +128,6 @@ class Tour:
                     live.update(table())
                 elif name == "character":
                     character = data
-                elif name == "error":
-                    raise RuntimeError(data["message"])
         took = time.perf_counter() - started
         self.console.print()
         self.console.print(f"   {character['name']} is {character['status']} after {took:.2f} s.")
@@ -116,8 +144,56 @@ class Tour:
                 self.console.print(data["text"], end="", markup=False, highlight=False)
         self.console.print()
 
+    async def stop(self, character: dict[str, Any]) -> None:
+        self.console.print("[bold]4.[/] Stopping a reply mid-stream:")
+        self.console.print("   [dim]you:[/] Tell me the whole story of the red moon.")
+        self.console.print(f"   [cyan]{character['name']}:[/] ", end="")
+        path = f"/api/characters/{character['id']}/chat"
+        deltas = 0
+        async for name, data in sse_events(
+            self.client, path, {"content": "Tell me the whole story of the red moon."}, self.headers
+        ):
+            if name == "delta":
+                self.console.print(data["text"], end="", markup=False, highlight=False)
+                deltas += 1
+                if deltas == 5:
+                    stopped = await self.post(f"{path}/stop")
+                    self.console.print(" [red]■ stop[/]", end="")
+                    if not stopped["stopped"]:
+                        raise DemoFailed("the reply finished before it could be stopped")
+        self.console.print()
+        history = await self.get(f"{path}/messages?limit=1")
+        last = history["items"][-1]
+        self.console.print(
+            f"   Stored: {len(last['content'])} characters with status [yellow]{last['status']}[/]."
+        )
+
+    async def memory(self, character: dict[str, Any]) -> None:
+        self.console.print(
+            f"[bold]5.[/] Memory: after {MEMORY_TRIGGER} messages (set low for the demo) the "
+            "conversation is compressed in the background…"
+        )
+        path = f"/api/characters/{character['id']}/chat"
+        for line in ("My name is Ada, I sail the northern route.", "I lost my brother at sea."):
+            self.console.print(f"   [dim]you:[/] {line}")
+            await self.post(path, {"content": line})
+        memories: list[dict[str, Any]] = []
+        with trio.move_on_after(60):
+            while not memories:
+                memories = (await self.get(f"{path}/memories"))["items"]
+                if not memories:
+                    await trio.sleep(0.5)
+        if not memories:
+            raise DemoFailed("no memory was produced within 60 s")
+        self.console.print(f"   {character['name']} now remembers:")
+        for item in memories:
+            self.console.print(f"   • [green]{item['kind']}[/] {escape(item['content'])}")
+
     async def group(self, first: dict[str, Any]) -> None:
-        self.console.print("[bold]4.[/] A group turn: three characters answer at the same time.")
+        self.console.print(
+            "[bold]6.[/] A group turn: the moderator picks two of three characters, who answer "
+            "at the same time."
+        )
         others = [
             await self.post("/api/characters", {"name": name})
             for name in ("Brother Oswin", "Tamsin the Quick")
@@ -130,8 +206,8 @@ class Tour:
             {
                 "name": "The tavern",
                 "character_ids": list(names),
-                "strategy": "all",
-                "max_speakers": 3,
+                "strategy": "moderator",
+                "max_speakers": 2,
             },
         )
         path = f"/api/groups/{group['id']}/messages"
@@ -143,20 +219,25 @@ class Tour:
             t.add_column(width=18)
             t.add_column(ratio=1)
             for speaker, text in texts.items():
-                t.add_row(f"[{styles[speaker]}]{names[speaker]}[/]", text)
+                t.add_row(f"[{styles[speaker]}]{escape(names[speaker])}[/]", Text(text))
             return t
 
         with Live(table(), console=self.console, refresh_per_second=20) as live:
             async for name, data in sse_events(self.client, path, body, self.headers):
                 if name == "speakers":
                     texts = dict.fromkeys(data["character_ids"], "")
+                    chosen = " and ".join(names[c] for c in data["character_ids"])
+                    live.console.print(
+                        f"   The moderator chose {chosen} of {len(members)}: "
+                        f"[italic]{escape(data.get('reason') or 'no reason given')}[/]"
+                    )
                 elif name == "delta":
                     texts[data["character_id"]] += data["text"]
                     live.update(table())
         self.console.print()
 
     async def concurrent(self) -> None:
-        self.console.print("[bold]5.[/] Ten users chat at once:")
+        self.console.print("[bold]7.[/] Ten users chat at once:")
         users: list[Tour] = []
 
         async def sign_up() -> None:
@@ -204,7 +285,12 @@ async def _tour(console: Console, port: int) -> None:
                 console.print(f"[dim]Using the built-in fake LLM at {fake.base_url}[/]")
             else:
                 console.print(f"[dim]Using the real provider at {llm_settings.base_url}[/]")
-            settings = Settings(database_url=f"sqlite:///{Path(tmp) / 'demo.db'}", llm=llm_settings)
+            settings = Settings(
+                database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
+                llm=llm_settings,
+                memory_trigger_messages=MEMORY_TRIGGER,
+                memory_keep_recent=MEMORY_KEEP_RECENT,
+            )
             app = create_app(settings)
             stop = trio.Event()
             async with trio.open_nursery() as server:
@@ -223,6 +309,8 @@ async def _tour(console: Console, port: int) -> None:
                         await tour.register()
                         character = await tour.generate()
                         await tour.chat(character)
+                        await tour.stop(character)
+                        await tour.memory(character)
                         await tour.group(character)
                         await tour.concurrent()
                 finally:
@@ -235,5 +323,25 @@ def run_demo(*, port: int = 0) -> int:
     """Run the tour; returns the process exit code."""
     console = Console()
     os.environ.setdefault("FASTNPC_LLM_MAX_CONCURRENCY", "64")
-    trio.run(_tour, console, port)
+    logging.getLogger("app").setLevel(logging.WARNING)  # the tour says what happens
+    try:
+        trio.run(_tour, console, port)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        console.print()
+        reason = " ".join(_reason(exc).split())  # one line, however the cause was worded
+        print(f"fastnpc demo: failed: {reason}", file=sys.stderr, flush=True)
+        return 1
     return 0
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for what stopped the tour (the first error inside any exception groups)."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    if isinstance(exc, DemoFailed):
+        return str(exc)
+    if isinstance(exc, httpx.HTTPError):
+        return f"{type(exc).__name__} talking to the demo server: {exc}"
+    return f"{type(exc).__name__}: {exc}"

@@ -9,7 +9,7 @@ from quart_trio import QuartTrio
 
 from app import schema_adapters
 from app.http_errors import install_error_handlers
-from app.routes import admin, auth, characters, chat, groups, health
+from app.routes import admin, auth, characters, chat, docs, groups, health
 from app.services.container import Services, run_services
 from app.settings import Settings
 
@@ -35,9 +35,10 @@ def create_app(
         security=[{"bearer": []}],
         redoc_ui_path=None,
         scalar_ui_path=None,
+        swagger_ui_path=None,  # app/routes/docs.py serves /docs from local files
     )
     install_error_handlers(app)
-    for module in (health, auth, characters, chat, groups, admin):
+    for module in (health, auth, characters, chat, groups, admin, docs):
         app.register_blueprint(module.bp)
 
     stop = trio.Event()

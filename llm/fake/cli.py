@@ -18,9 +18,13 @@ def run_fake_upstream_cli(argv: list[str] | None = None) -> None:
     SIGINT (Ctrl-C) or SIGTERM stops it quietly with exit status 0.
     """
     parser = argparse.ArgumentParser(
-        prog="fastnpc fake-llm", description="Fake OpenRouter-compatible LLM upstream."
+        prog="fastnpc fake-llm",
+        description="Fake OpenRouter-compatible LLM upstream. Prints its base URL once listening;"
+        " point `fastnpc serve` at it with FASTNPC_OPENROUTER_BASE_URL=<that URL> and any"
+        " OPENROUTER_API_KEY.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--ttft", type=float, default=2.0, help="first-token delay, seconds")
     parser.add_argument("--tokens", type=int, default=100, help="content chunks per reply")

@@ -111,20 +111,54 @@ def sentences(rng: random.Random, count: int, *, topic: str = DEFAULT_TOPIC) -> 
     return " ".join(rng.choice(SENTENCES).format(topic=topic) for _ in range(count))
 
 
+FAKE_MARK = "[fake] "
+"""Every reply starts with this, so the fake's text is never mistaken for a model's."""
+
+_FILLER_WORDS = ("indeed", "truly", "well", "aye", "so", "ah", "o")
+
+
 def reply_text(messages: Sequence[Mapping[str, Any]], length: int, seed: int) -> str:
-    """Exactly ``length`` characters of in-character reply for these messages."""
+    """Exactly ``length`` characters of in-character reply for these messages.
+
+    It starts with `FAKE_MARK` and, when ``length`` leaves room for the opener, ends on a
+    sentence boundary: whole corpus sentences, then short words ("Aye.") to fill the rest.
+    """
     if length <= 0:
         return ""
     rng = random.Random(seed)
     name = character_name(messages) or DEFAULT_NAME
     topic = topic_of(last_user_text(messages))
-    parts = [rng.choice(_OPENERS).format(name=name)]
-    size = len(parts[0])
-    while size < length:
-        sentence = rng.choice(SENTENCES).format(topic=topic) + " "
-        parts.append(sentence)
-        size += len(sentence)
-    return "".join(parts)[:length]
+    text = FAKE_MARK + rng.choice(_OPENERS).format(name=name).rstrip()
+    if len(text) + 3 > length:
+        return (text + " " * length)[:length]
+    while True:
+        room = length - len(text)
+        fitting = [
+            sentence
+            for sentence in (t.format(topic=topic) for t in SENTENCES)
+            if len(sentence) + 1 == room or len(sentence) + 1 <= room - 3
+        ]
+        if not fitting:
+            break
+        text += " " + rng.choice(fitting)
+    return text + _filler(length - len(text), rng)
+
+
+def _filler(room: int, rng: random.Random) -> str:
+    """``room`` characters (0 or at least 3) of " Word word." closing a reply."""
+    if room == 0:
+        return ""
+    letters = room - 2  # the leading space and the final period
+    words: list[str] = []
+    while letters > 0:
+        exact = [w for w in _FILLER_WORDS if len(w) == letters]
+        word = exact[0] if exact else rng.choice(
+            [w for w in _FILLER_WORDS if len(w) + 2 <= letters]
+        )
+        words.append(word)
+        letters -= len(word) + (1 if letters > len(word) else 0)
+    phrase = " ".join(words)
+    return " " + phrase[:1].upper() + phrase[1:] + "."
 
 
 def split_chunks(text: str, chunk_chars: int) -> list[str]:

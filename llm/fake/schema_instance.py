@@ -194,7 +194,7 @@ class _Generator:
     def pick_candidates(self, schema: Mapping[str, Any]) -> list[str]:
         low = int(schema.get("minItems", 1))
         high = int(schema.get("maxItems", len(self.candidates)))
-        count = max(low, min(high, 1 + self.rng.randrange(min(2, len(self.candidates)))))
+        count = max(low, min(high, 2, len(self.candidates)))  # two when allowed
         count = min(count, high)
         if count <= len(self.candidates):
             return self.rng.sample(self.candidates, count)

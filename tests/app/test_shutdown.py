@@ -19,7 +19,7 @@ import trio
 from tests.app.harness import SSE
 
 ROOT = Path(__file__).resolve().parents[2]
-READY_PREFIXES = ("FastNPC serving on ", "listening on ")
+READY_PREFIXES = ("FastNPC serving on ",)
 
 
 async def _read_line_with(stdout: trio.abc.ReceiveStream, prefixes: Sequence[str]) -> str:
@@ -48,7 +48,7 @@ async def _read_lines_until(stdout: trio.abc.ReceiveStream, prefix: str, count: 
 
 
 def _base_url(ready: str) -> str:
-    """The URL in "FastNPC serving on URL, ..." or "listening on URL with N workers"."""
+    """The URL in "FastNPC serving on URL, ..." or "FastNPC serving on URL with N workers"."""
     for prefix in READY_PREFIXES:
         ready = ready.removeprefix(prefix)
     return ready.split(",")[0].split(" with ")[0].strip()
@@ -175,10 +175,9 @@ async def test_sigterm_to_a_two_worker_server(tmp_path: Path) -> None:
         )
         assert server.stdout is not None
         with trio.fail_after(60):
-            # the parent prints its URL, then each worker (same stdout) says it is serving
-            lines = await _read_lines_until(server.stdout, "FastNPC serving on ", 2)
-        listening = next(line for line in lines if line.startswith("listening on "))
-        base_url = _base_url(listening)
+            # the parent prints one line once every worker serves
+            lines = await _read_lines_until(server.stdout, "FastNPC serving on ", 1)
+        base_url = _base_url(next(line for line in lines if line.startswith(READY_PREFIXES)))
         endings = await _stream_then_sigterm(server, base_url, 4)
         with trio.fail_after(30):
             assert await server.wait() == 0
