@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from quart import Blueprint
+from typing import Any
+
+from quart import Blueprint, request
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_request
 
+from app.body_limits import accepts_upload
 from app.routes.common import authenticated, current_user, no_content, run_response, services
-from app.schemas import CharacterIn, CharacterList, CharacterOut, CharacterPatch, GenerateIn
+from app.schemas import (
+    CharacterIn,
+    CharacterList,
+    CharacterOut,
+    CharacterPatch,
+    CharacterSettingsIn,
+    GenerateIn,
+    SourceIn,
+)
 from app.views import character_view, parse_id
+from storage.characters import CharacterExtras
+from storage.records import CharacterSettings, Source
 
 bp = Blueprint("characters", __name__, url_prefix="/api/characters")
 
@@ -18,9 +31,50 @@ bp = Blueprint("characters", __name__, url_prefix="/api/characters")
 @validate_request(CharacterIn)
 @document_response(CharacterOut, 201)
 async def create(data: CharacterIn) -> ResponseReturnValue:
-    """Create a character from a name and an optional partial profile."""
-    character = await services().characters.create(current_user().id, data.name, data.profile)
+    """Create a character from a name, an optional partial profile and its card fields."""
+    extras = CharacterExtras(
+        greeting=data.greeting,
+        alternate_greetings=data.alternate_greetings or [],
+        tags=data.tags or [],
+        sources=_sources(data.sources or []),
+        settings=_settings(data.settings) if data.settings else CharacterSettings(),
+    )
+    character = await services().characters.create(
+        current_user().id, data.name, data.profile, extras
+    )
     return character_view(character), 201
+
+
+def _sources(sources: list[SourceIn]) -> list[Source]:
+    return [Source(s.provider, s.title, s.url) for s in sources]
+
+
+def _settings(settings: CharacterSettingsIn) -> CharacterSettings:
+    return CharacterSettings(
+        model=settings.model,
+        temperature=settings.temperature,
+        fallback_models=tuple(settings.fallback_models),
+        language=settings.language,
+    )
+
+
+def _changes(data: CharacterPatch) -> dict[str, Any]:
+    """The card fields a PATCH gives, as ``update_character`` keywords (null clears)."""
+    given = data.model_fields_set
+    changes: dict[str, Any] = {}
+    if "greeting" in given:
+        changes["greeting"] = data.greeting
+    for key in ("alternate_greetings", "tags"):
+        if key in given:
+            changes[key] = getattr(data, key) or []
+    if "sources" in given:
+        changes["sources"] = _sources(data.sources or [])
+    if "settings" in given:
+        settings = data.settings
+        changes["settings"] = (
+            {} if settings is None else settings.model_dump(include=settings.model_fields_set)
+        )
+    return changes
 
 
 @bp.get("")
@@ -45,10 +99,37 @@ async def get(character_id: str) -> ResponseReturnValue:
 @validate_request(CharacterPatch)
 @document_response(CharacterOut)
 async def patch(character_id: str, data: CharacterPatch) -> ResponseReturnValue:
-    """Rename and/or replace the given profile categories."""
+    """Rename, replace the given profile categories and card fields (settings keys merge)."""
     character = await services().characters.update(
-        current_user().id, parse_id(character_id), name=data.name, profile=data.profile
+        current_user().id,
+        parse_id(character_id),
+        name=data.name,
+        profile=data.profile,
+        changes=_changes(data),
     )
+    return character_view(character)
+
+
+@bp.put("/<character_id>/avatar")
+@accepts_upload
+@authenticated
+@document_response(CharacterOut)
+async def put_avatar(character_id: str) -> ResponseReturnValue:
+    """Upload an avatar (PNG, JPEG or WebP body ≤ FASTNPC_MAX_UPLOAD_BYTES); stored as a
+    256×256 PNG centre crop. Not such an image, or over 40 megapixels: 400 `invalid_image`."""
+    upload = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+    character = await services().characters.set_avatar(
+        current_user().id, parse_id(character_id), upload
+    )
+    return character_view(character)
+
+
+@bp.delete("/<character_id>/avatar")
+@authenticated
+@document_response(CharacterOut)
+async def delete_avatar(character_id: str) -> ResponseReturnValue:
+    """Remove the character's avatar."""
+    character = await services().characters.delete_avatar(current_user().id, parse_id(character_id))
     return character_view(character)
 
 

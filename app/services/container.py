@@ -19,6 +19,7 @@ from app.services.chat import ChatService
 from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
 from app.services.memory import MemoryService
+from app.services.personas import PersonaService
 from app.services.runs import RunRegistry
 from app.settings import Settings
 from storage import Database, open_database
@@ -50,6 +51,7 @@ class Services:
     memory: MemoryService
     groups: GroupService
     admin: AdminService
+    personas: PersonaService
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -120,6 +122,7 @@ async def run_services(
                 db, client, runs, tracker, memory, prompt_budget=settings.prompt_token_budget
             ),
             admin=AdminService(db, limiter, metrics, runs, memory),
+            personas=PersonaService(db),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
