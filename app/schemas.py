@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from storage.records import CharacterSettings, Source
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,6 +36,9 @@ class SourceIn(_In):
     title: str = Field(max_length=500)
     url: str = Field(max_length=2_000)
 
+    def record(self) -> Source:
+        return Source(self.provider, self.title, self.url)
+
 
 class CharacterSettingsIn(_In):
     """Per-character LLM settings; a key left out keeps its value on PATCH."""
@@ -42,6 +47,14 @@ class CharacterSettingsIn(_In):
     temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
     fallback_models: list[ModelId] = Field(default_factory=list, max_length=3)
     language: Literal["zh", "en"] | None = None
+
+    def record(self) -> CharacterSettings:
+        return CharacterSettings(
+            model=self.model,
+            temperature=self.temperature,
+            fallback_models=tuple(self.fallback_models),
+            language=self.language,
+        )
 
 
 class _CharacterCardFields(_In):
@@ -62,6 +75,19 @@ class CharacterPatch(_CharacterCardFields):
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
     profile: dict[str, Any] | None = None
+
+
+class CardQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: Literal["v2", "v3"] = "v3"
+    format: Literal["json", "png"] = "json"
+
+
+class ImportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    complete: bool = False
 
 
 class PersonaIn(_In):

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, request
+from quart import Blueprint, Response, request
 from quart.typing import ResponseReturnValue
-from quart_schema import document_response, validate_request
+from quart_schema import document_response, validate_querystring, validate_request
 
 from app.body_limits import accepts_upload
 from app.routes.common import authenticated, current_user, no_content, run_response, services
 from app.schemas import (
+    CardQuery,
     CharacterIn,
     CharacterList,
     CharacterOut,
     CharacterPatch,
-    CharacterSettingsIn,
     GenerateIn,
-    SourceIn,
+    ImportQuery,
 )
 from app.views import character_view, parse_id
 from storage.characters import CharacterExtras
-from storage.records import CharacterSettings, Source
+from storage.records import CharacterSettings
 
 bp = Blueprint("characters", __name__, url_prefix="/api/characters")
 
@@ -36,26 +36,13 @@ async def create(data: CharacterIn) -> ResponseReturnValue:
         greeting=data.greeting,
         alternate_greetings=data.alternate_greetings or [],
         tags=data.tags or [],
-        sources=_sources(data.sources or []),
-        settings=_settings(data.settings) if data.settings else CharacterSettings(),
+        sources=[s.record() for s in data.sources or []],
+        settings=data.settings.record() if data.settings else CharacterSettings(),
     )
     character = await services().characters.create(
         current_user().id, data.name, data.profile, extras
     )
     return character_view(character), 201
-
-
-def _sources(sources: list[SourceIn]) -> list[Source]:
-    return [Source(s.provider, s.title, s.url) for s in sources]
-
-
-def _settings(settings: CharacterSettingsIn) -> CharacterSettings:
-    return CharacterSettings(
-        model=settings.model,
-        temperature=settings.temperature,
-        fallback_models=tuple(settings.fallback_models),
-        language=settings.language,
-    )
 
 
 def _changes(data: CharacterPatch) -> dict[str, Any]:
@@ -68,7 +55,7 @@ def _changes(data: CharacterPatch) -> dict[str, Any]:
         if key in given:
             changes[key] = getattr(data, key) or []
     if "sources" in given:
-        changes["sources"] = _sources(data.sources or [])
+        changes["sources"] = [s.record() for s in data.sources or []]
     if "settings" in given:
         settings = data.settings
         changes["settings"] = (
@@ -139,6 +126,38 @@ async def delete(character_id: str) -> ResponseReturnValue:
     """Delete a character with its chat, memories and group memberships."""
     await services().characters.delete(current_user().id, parse_id(character_id))
     return no_content()
+
+
+@bp.post("/import")
+@accepts_upload
+@authenticated
+@validate_querystring(ImportQuery)
+@document_response(CharacterOut, 201)
+async def import_card(query_args: ImportQuery) -> ResponseReturnValue:
+    """[stream] Import a Character Card V2/V3 (`application/json`, or `image/png` with a `ccv3`
+    or `chara` text chunk; ≤ FASTNPC_MAX_UPLOAD_BYTES). `?complete=true` generates the
+    categories the card leaves empty (`category` events), then `character`, `done`.
+    Not a card: 400 `invalid_card`, nothing stored."""
+    upload = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+    run = await services().cards.start_import(
+        current_user().id, upload, complete=query_args.complete
+    )
+    return await run_response(run, character_view, status=201)
+
+
+@bp.get("/<character_id>/card")
+@authenticated
+@validate_querystring(CardQuery)
+async def export_card(character_id: str, query_args: CardQuery) -> ResponseReturnValue:
+    """The character as a Character Card (`spec=v2|v3`, `format=json|png`); a PNG carries
+    `chara` (V2, base64 JSON) and for V3 also `ccv3`. `data.extensions.fastnpc` holds the
+    full profile and settings."""
+    card = await services().cards.export(
+        current_user().id, parse_id(character_id), query_args.spec, query_args.format
+    )
+    if isinstance(card, bytes):
+        return Response(card, status=200, content_type="image/png")
+    return card
 
 
 @bp.post("/generate")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -150,34 +150,52 @@ class CharacterService:
         results[category] = value.model_dump()
         run.publish("category", {"category": category, "status": "ok", "data": results[category]})
 
+    async def generate_categories(
+        self,
+        run: Run,
+        user_id: int,
+        name: str,
+        categories: Sequence[str],
+        *,
+        source_text: str | None,
+        known: dict[str, Any] | None,
+        model: str | None,
+    ) -> dict[str, dict[str, Any] | None]:
+        """Generate ``categories`` concurrently (as long as the slowest one, not the sum),
+        publishing a ``category`` event for each; a failed one is None. Raises
+        ``llm.LLMError`` when the run is cancelled, ``llm.Overloaded`` when the LLM is."""
+        results: dict[str, dict[str, Any] | None] = {}
+        with run.cancel_scope:
+            async with trio.open_nursery() as nursery:
+                for category in categories:
+                    nursery.start_soon(
+                        partial(
+                            self._category,
+                            run,
+                            user_id,
+                            name,
+                            category,
+                            source_text=source_text,
+                            known=known,
+                            model=model,
+                            results=results,
+                        )
+                    )
+        if run.cancel_scope.cancelled_caught:
+            raise llm.LLMError("character generation was cancelled")
+        return {c: results.get(c) for c in categories}
+
     def start_generation(
         self, user_id: int, name: str, *, source_text: str | None, model: str | None
     ) -> Run:
         """Generate all eight categories concurrently: as long as the slowest one, not the sum."""
 
         async def body(run: Run) -> Character:
-            results: dict[str, dict[str, Any] | None] = {}
-            with run.cancel_scope:
-                async with trio.open_nursery() as nursery:
-                    for category in CATEGORIES:
-                        nursery.start_soon(
-                            partial(
-                                self._category,
-                                run,
-                                user_id,
-                                name,
-                                category,
-                                source_text=source_text,
-                                known=None,
-                                model=model,
-                                results=results,
-                            )
-                        )
-            if run.cancel_scope.cancelled_caught:
-                raise llm.LLMError("character generation was cancelled")
-            if all(results.get(c) is None for c in CATEGORIES):
+            profile = await self.generate_categories(
+                run, user_id, name, CATEGORIES, source_text=source_text, known=None, model=model
+            )
+            if all(profile[c] is None for c in CATEGORIES):
                 raise AllCategoriesFailed("every profile category failed to generate")
-            profile = {c: results.get(c) for c in CATEGORIES}
             with trio.CancelScope(shield=True):
                 character = await self._db.write(
                     characters.create_character, user_id, name, profile, source_text=source_text

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 import llm
 from app.services.admin import AdminService
 from app.services.auth import AuthService
+from app.services.cards import CardService
 from app.services.characters import CharacterService
 from app.services.chat import ChatService
 from app.services.generations import GenerationTracker
@@ -52,6 +53,7 @@ class Services:
     groups: GroupService
     admin: AdminService
     personas: PersonaService
+    cards: CardService
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -103,6 +105,7 @@ async def run_services(
             hash_concurrency=settings.password_hash_concurrency,
             hasher=hasher,
         )
+        character_service = CharacterService(db, client, runs)
         services = Services(
             settings=settings,
             db=db,
@@ -113,7 +116,7 @@ async def run_services(
             runs=runs,
             tracker=tracker,
             auth=auth,
-            characters=CharacterService(db, client, runs),
+            characters=character_service,
             chat=ChatService(
                 db, client, runs, tracker, memory, prompt_budget=settings.prompt_token_budget
             ),
@@ -123,6 +126,7 @@ async def run_services(
             ),
             admin=AdminService(db, limiter, metrics, runs, memory),
             personas=PersonaService(db),
+            cards=CardService(db, character_service, runs),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
