@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from quart import Blueprint, Response, request
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
@@ -157,7 +158,8 @@ async def export_card(character_id: str, query_args: CardQuery) -> ResponseRetur
     )
     if isinstance(card, bytes):
         return Response(card, status=200, content_type="image/png")
-    return card
+    # orjson keeps the card's field order and writes UTF-8 (Quart's JSON sorts and escapes)
+    return Response(orjson.dumps(card), status=200, content_type="application/json")
 
 
 @bp.post("/generate")
