@@ -4,12 +4,14 @@ shared by content and deleted with their last reference, and personas."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, select
+import trio
+from sqlalchemy import Connection, func, select
 
 from storage import Database, avatars, characters, personas
 from storage.characters import CharacterExtras
 from storage.records import CharacterSettings, Persona, Source
 from storage.schema import avatars as avatars_table
+from storage.schema import characters as characters_table
 
 from .helpers import make_character, make_user
 
@@ -18,8 +20,8 @@ PNG_B = b"\x89PNG fake picture B"
 
 
 async def _avatar_rows(db: Database) -> int:
-    def count(conn: object) -> int:
-        return int(conn.execute(select(func.count()).select_from(avatars_table)).scalar_one())  # type: ignore[attr-defined]
+    def count(conn: Connection) -> int:
+        return int(conn.execute(select(func.count()).select_from(avatars_table)).scalar_one())
 
     return await db.read(count)
 
@@ -136,3 +138,34 @@ async def test_persona_defaults_and_partial_updates(db: Database) -> None:
     )
     assert await db.read(personas.get_persona, user.id) == Persona(None, "A tired traveller.")
     assert await db.read(personas.get_persona, other.id) == Persona()
+
+
+async def test_concurrent_sets_releases_and_deletes_leave_no_dangling_avatar(db: Database) -> None:
+    """Many writers set, clear and delete characters showing the same two pictures at once;
+    afterwards every reference has its row and every row is referenced."""
+    user = await make_user(db)
+    made = [await make_character(db, user, f"C{i}") for i in range(8)]
+
+    async def churn(index: int) -> None:
+        character = made[index]
+        for step in range(6):
+            png = (PNG_A, PNG_B, None)[(index + step) % 3]
+            await db.write(characters.set_avatar, user.id, character.id, png)
+        if index % 2:
+            await db.write(characters.delete_character, user.id, character.id)
+
+    async with trio.open_nursery() as nursery:
+        for index in range(len(made)):
+            nursery.start_soon(churn, index)
+
+    def state(conn: Connection) -> tuple[set[str], set[str]]:
+        shown = {
+            row.avatar_sha256
+            for row in conn.execute(select(characters_table.c.avatar_sha256))
+            if row.avatar_sha256 is not None
+        }
+        stored = {row.sha256 for row in conn.execute(select(avatars_table.c.sha256))}
+        return shown, stored
+
+    shown, stored = await db.read(state)
+    assert shown == stored
