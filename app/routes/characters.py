@@ -1,4 +1,4 @@
-"""Characters: CRUD, generation of all eight categories, regeneration of one."""
+"""Characters: CRUD, generation of all eight categories, regeneration of one, avatars, cards."""
 
 from __future__ import annotations
 
