@@ -2,6 +2,8 @@
 
     ApiError(status, code, message, details)
     ├── InvalidRequest          400 invalid_request
+    │   ├── InvalidImage        400 invalid_image (not a PNG/JPEG/WebP, or too many pixels)
+    │   └── InvalidCard         400 invalid_card (not a Character Card V2/V3)
     ├── Unauthenticated         401 unauthenticated / invalid_credentials
     ├── Forbidden               403 forbidden / account_disabled
     ├── NotFound                404 not_found
@@ -40,6 +42,14 @@ class ApiError(Exception):
 class InvalidRequest(ApiError):
     status = 400
     code = "invalid_request"
+
+
+class InvalidImage(InvalidRequest):
+    code = "invalid_image"
+
+
+class InvalidCard(InvalidRequest):
+    code = "invalid_card"
 
 
 class Unauthenticated(ApiError):

@@ -8,8 +8,9 @@ from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 
 from app import schema_adapters
+from app.body_limits import limited_request_class
 from app.http_errors import install_error_handlers
-from app.routes import admin, auth, characters, chat, docs, groups, health
+from app.routes import admin, auth, characters, chat, docs, groups, health, media, persona
 from app.services.container import Services, run_services
 from app.settings import Settings
 
@@ -27,6 +28,9 @@ def create_app(
     schema_adapters.install()
     app = QuartTrio("fastnpc")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.request_class = limited_request_class(
+        app, body_bytes=settings.max_body_bytes, upload_bytes=settings.max_upload_bytes
+    )
     app.config["PROPAGATE_EXCEPTIONS"] = False
     QuartSchema(
         app,
@@ -38,7 +42,7 @@ def create_app(
         swagger_ui_path=None,  # app/routes/docs.py serves /docs from local files
     )
     install_error_handlers(app)
-    for module in (health, auth, characters, chat, groups, admin, docs):
+    for module in (health, auth, characters, chat, groups, admin, docs, persona, media):
         app.register_blueprint(module.bp)
 
     stop = trio.Event()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from storage.records import CharacterSettings, Source
 
 
 class _In(BaseModel):
@@ -21,14 +23,76 @@ class LoginIn(_In):
     password: str = Field(min_length=1, max_length=1024)
 
 
-class CharacterIn(_In):
+MODEL_ID_PATTERN = r"^[A-Za-z0-9._:/-]{1,100}$"
+"""A model id (API.md); `FASTNPC_MODELS`, when set, narrows it further (not checked here yet)."""
+
+ModelId = Annotated[str, Field(min_length=1, max_length=100, pattern=MODEL_ID_PATTERN)]
+GreetingText = Annotated[str, Field(max_length=20_000)]
+Tag = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class SourceIn(_In):
+    provider: str = Field(min_length=1, max_length=64)
+    title: str = Field(max_length=500)
+    url: str = Field(max_length=2_000)
+
+    def record(self) -> Source:
+        return Source(self.provider, self.title, self.url)
+
+
+class CharacterSettingsIn(_In):
+    """Per-character LLM settings; a key left out keeps its value on PATCH."""
+
+    model: ModelId | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2, strict=True)
+    fallback_models: list[ModelId] = Field(default_factory=list, max_length=3)
+    language: Literal["zh", "en"] | None = None
+
+    def record(self) -> CharacterSettings:
+        return CharacterSettings(
+            model=self.model,
+            temperature=self.temperature,
+            fallback_models=tuple(self.fallback_models),
+            language=self.language,
+        )
+
+
+class _CharacterCardFields(_In):
+    greeting: GreetingText | None = None
+    alternate_greetings: list[GreetingText] | None = Field(default=None, max_length=32)
+    tags: list[Tag] | None = Field(default=None, max_length=64)
+    sources: list[SourceIn] | None = Field(default=None, max_length=32)
+    settings: CharacterSettingsIn | None = None
+
+
+class CharacterIn(_CharacterCardFields):
     name: str = Field(min_length=1, max_length=100)
     profile: dict[str, Any] | None = None
 
 
-class CharacterPatch(_In):
+class CharacterPatch(_CharacterCardFields):
+    """Fields given replace the stored ones (`greeting: null` clears it; `settings` keys merge)."""
+
     name: str | None = Field(default=None, min_length=1, max_length=100)
     profile: dict[str, Any] | None = None
+
+
+class CardQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    spec: Literal["v2", "v3"] = "v3"
+    format: Literal["json", "png"] = "json"
+
+
+class ImportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    complete: bool = False
+
+
+class PersonaIn(_In):
+    name: str | None = Field(default=None, max_length=64)
+    description: str | None = Field(default=None, max_length=2_000)
 
 
 class GenerateIn(_In):
@@ -89,13 +153,37 @@ class AuthOut(BaseModel):
     token: str
 
 
+class SourceOut(BaseModel):
+    provider: str
+    title: str
+    url: str
+
+
+class CharacterSettingsOut(BaseModel):
+    model: str | None
+    temperature: float | None
+    fallback_models: list[str]
+    language: Literal["zh", "en"] | None
+
+
 class CharacterOut(BaseModel):
     id: str
     name: str
     status: Literal["ready", "partial"]
     profile: dict[str, dict[str, Any] | None]
+    greeting: str | None
+    alternate_greetings: list[str]
+    tags: list[str]
+    avatar_url: str | None
+    sources: list[SourceOut]
+    settings: CharacterSettingsOut
     created_at: str
     updated_at: str
+
+
+class PersonaOut(BaseModel):
+    name: str | None
+    description: str
 
 
 class CharacterList(BaseModel):

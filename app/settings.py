@@ -17,6 +17,7 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./fastnpc.db"
     max_body_bytes: int = Field(default=262_144, ge=1024)
+    max_upload_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     memory_trigger_messages: int = Field(default=40, ge=2)
     memory_keep_recent: int = Field(default=10, ge=0)
     memory_short_term_budget: int = Field(default=20, ge=1)

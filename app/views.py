@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.records import Character, Counts, Group, Memory, Message, Page, User, UserWithCounts
+from storage.records import (
+    Character,
+    Counts,
+    Group,
+    Memory,
+    Message,
+    Page,
+    Persona,
+    User,
+    UserWithCounts,
+)
+from storage.rows import settings_json
 
 
 def iso(moment: datetime) -> str:
@@ -28,10 +39,27 @@ def character_view(character: Character) -> dict[str, Any]:
         "name": character.name,
         "status": character.status,
         "profile": character.profile,
+        "greeting": character.greeting,
+        "alternate_greetings": character.alternate_greetings,
+        "tags": character.tags,
+        "avatar_url": avatar_url(character.avatar_sha256),
+        "sources": [
+            {"provider": s.provider, "title": s.title, "url": s.url} for s in character.sources
+        ],
+        "settings": settings_json(character.settings),
         "has_source_text": character.source_text is not None,
         "created_at": iso(character.created_at),
         "updated_at": iso(character.updated_at),
     }
+
+
+def avatar_url(sha256: str | None) -> str | None:
+    """Where an avatar is served (the content hash is the capability)."""
+    return None if sha256 is None else f"/media/avatars/{sha256}.png"
+
+
+def persona_view(persona: Persona) -> dict[str, Any]:
+    return {"name": persona.name, "description": persona.description}
 
 
 def message_view(message: Message) -> dict[str, Any]:

@@ -12,6 +12,7 @@ run them in worker threads. Records are frozen dataclasses (``records``).
 """
 
 from . import (
+    avatars,
     characters,
     conversations,
     errors,
@@ -20,6 +21,7 @@ from . import (
     jobs,
     memories,
     messages,
+    personas,
     records,
     stats,
     tokens,
@@ -36,6 +38,7 @@ from .errors import (
 from .migrate import upgrade
 from .records import (
     Character,
+    CharacterSettings,
     CharacterStatus,
     Conversation,
     ConversationKind,
@@ -50,6 +53,8 @@ from .records import (
     MessageRole,
     MessageStatus,
     Page,
+    Persona,
+    Source,
     User,
     UserCredentials,
     UserWithCounts,
@@ -57,6 +62,7 @@ from .records import (
 
 __all__ = [
     "Character",
+    "CharacterSettings",
     "CharacterStatus",
     "ConstraintViolation",
     "Conversation",
@@ -74,12 +80,15 @@ __all__ = [
     "MessageStatus",
     "NotFound",
     "Page",
+    "Persona",
+    "Source",
     "StorageError",
     "StorageUnavailable",
     "User",
     "UserCredentials",
     "UserWithCounts",
     "UsernameTaken",
+    "avatars",
     "characters",
     "conversations",
     "errors",
@@ -89,6 +98,7 @@ __all__ = [
     "memories",
     "messages",
     "open_database",
+    "personas",
     "records",
     "stats",
     "tokens",

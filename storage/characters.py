@@ -1,29 +1,55 @@
-"""Characters: a profile of eight categories (JSON), status, and the source text."""
+"""Characters: a profile of eight categories (JSON), status, the source text, and the card side:
+greetings, tags, avatar (an ``avatars`` key), sources, LLM settings and kept card data."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 
-from . import rows
-from .records import Character, CharacterStatus
-from .rows import CATEGORIES, full_profile
+from . import avatars, rows
+from .records import Character, CharacterSettings, CharacterStatus, Source
+from .rows import CATEGORIES, character_settings, full_profile, settings_json
 from .schema import characters
 from .timestamps import utcnow
+from .unchanged import UNCHANGED
 
 __all__ = [
     "CATEGORIES",
+    "UNCHANGED",
+    "CharacterExtras",
     "create_character",
     "delete_character",
     "get_character",
     "get_characters",
     "list_characters",
+    "set_avatar",
     "update_character",
 ]
 
 Profile = Mapping[str, dict[str, Any] | None]
+
+
+SETTINGS_KEYS = ("model", "temperature", "fallback_models", "language")
+
+
+@dataclass(frozen=True, slots=True)
+class CharacterExtras:
+    """The card side of a new character (everything but name, profile and source text)."""
+
+    greeting: str | None = None
+    alternate_greetings: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    sources: Sequence[Source] = ()
+    settings: CharacterSettings = CharacterSettings()
+    card_extra: Mapping[str, Any] | None = None
+    avatar_png: bytes | None = None
+
+
+def _sources_json(sources: Sequence[Source]) -> list[dict[str, str]]:
+    return [{"provider": s.provider, "title": s.title, "url": s.url} for s in sources]
 
 
 def _status(profile: Mapping[str, Any]) -> CharacterStatus:
@@ -44,12 +70,16 @@ def create_character(
     profile: Profile,
     *,
     source_text: str | None = None,
+    extras: CharacterExtras | None = None,
 ) -> Character:
     """Create a character; missing categories are stored as null.
 
     Status is ``ready`` iff all eight categories are non-null, else ``partial``.
+    ``extras.avatar_png`` (already normalised) is stored in the same transaction.
     """
     stored = _checked(profile)
+    extras = extras or CharacterExtras()
+    avatar = None if extras.avatar_png is None else avatars.hold(conn, extras.avatar_png)
     row = conn.execute(
         characters.insert()
         .values(
@@ -58,6 +88,13 @@ def create_character(
             status=_status(stored),
             profile=stored,
             source_text=source_text,
+            greeting=extras.greeting,
+            alternate_greetings=list(extras.alternate_greetings),
+            tags=list(extras.tags),
+            avatar_sha256=avatar,
+            sources=_sources_json(extras.sources),
+            settings=settings_json(extras.settings),
+            card_extra=None if extras.card_extra is None else dict(extras.card_extra),
         )
         .returning(*characters.c)
     ).one()
@@ -102,13 +139,20 @@ def update_character(
     *,
     name: str | None = None,
     profile: Profile | None = None,
+    greeting: str | None = UNCHANGED,
+    alternate_greetings: Sequence[str] = UNCHANGED,
+    tags: Sequence[str] = UNCHANGED,
+    sources: Sequence[Source] = UNCHANGED,
+    settings: Mapping[str, Any] = UNCHANGED,
 ) -> Character | None:
     """Rename and/or replace the given categories; status recomputed, updated_at bumped.
 
+    Keywords left ``UNCHANGED`` keep their value; ``settings`` replaces only the keys given
+    (``model``, ``temperature``, ``fallback_models``, ``language``).
     Returns None if the character does not exist or is not the user's.
     """
     current = conn.execute(
-        select(characters.c.profile)
+        select(characters.c.profile, characters.c.settings)
         .where(characters.c.id == character_id, characters.c.user_id == user_id)
         .with_for_update()
     ).first()
@@ -117,6 +161,20 @@ def update_character(
     values: dict[str, Any] = {"updated_at": utcnow()}
     if name is not None:
         values["name"] = name
+    if greeting is not UNCHANGED:
+        values["greeting"] = greeting
+    if alternate_greetings is not UNCHANGED:
+        values["alternate_greetings"] = list(alternate_greetings)
+    if tags is not UNCHANGED:
+        values["tags"] = list(tags)
+    if sources is not UNCHANGED:
+        values["sources"] = _sources_json(sources)
+    if settings is not UNCHANGED:
+        unknown = set(settings) - set(SETTINGS_KEYS)
+        if unknown:
+            raise ValueError(f"unknown settings: {sorted(unknown)}")
+        merged_settings = settings_json(character_settings(current.settings)) | dict(settings)
+        values["settings"] = settings_json(character_settings(merged_settings))
     if profile is not None:
         unknown = set(profile) - set(CATEGORIES)
         if unknown:
@@ -134,15 +192,48 @@ def update_character(
     return rows.character(row)
 
 
+def set_avatar(
+    conn: Connection, user_id: int, character_id: int, png: bytes | None
+) -> Character | None:
+    """Show ``png`` (already normalised) as the character's avatar, or none; updated_at bumped.
+
+    The previous picture is deleted when no character shows it any more. Returns None if the
+    character does not exist or is not the user's.
+    """
+    current = conn.execute(
+        select(characters.c.avatar_sha256)
+        .where(characters.c.id == character_id, characters.c.user_id == user_id)
+        .with_for_update()
+    ).first()
+    if current is None:
+        return None
+    sha = None if png is None else avatars.hold(conn, png)
+    row = conn.execute(
+        update(characters)
+        .where(characters.c.id == character_id)
+        .values(avatar_sha256=sha, updated_at=utcnow())
+        .returning(*characters.c)
+    ).one()
+    if current.avatar_sha256 != sha:
+        avatars.release(conn, current.avatar_sha256)
+    return rows.character(row)
+
+
 def delete_character(conn: Connection, user_id: int, character_id: int) -> bool:
     """Delete the character and everything that hangs off it, in one transaction.
 
     Its direct conversation (messages, memories, generation), its group
     memberships and its memories of group conversations go with it (foreign
     key cascades); its past group messages stay, with ``character_id`` null.
+    Its avatar goes when no other character shows it.
     Returns False if it does not exist or is not the user's.
     """
-    result = conn.execute(
-        delete(characters).where(characters.c.id == character_id, characters.c.user_id == user_id)
-    )
-    return result.rowcount > 0
+    deleted = conn.execute(
+        delete(characters)
+        .where(characters.c.id == character_id, characters.c.user_id == user_id)
+        .returning(characters.c.avatar_sha256)
+    ).first()
+    if deleted is None:
+        return False
+    avatars.release(conn, deleted.avatar_sha256)
+    return True

@@ -17,6 +17,7 @@ CharacterStatus = Literal["ready", "partial"]
 GroupStrategy = Literal["moderator", "round_robin", "all"]
 JobStatus = Literal["queued", "running", "done", "failed"]
 ConversationKind = Literal["direct", "group"]
+Language = Literal["zh", "en"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,25 @@ class UserWithCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """Where a character's generation text came from."""
+
+    provider: str
+    title: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class CharacterSettings:
+    """Per-character LLM settings; ``None``/empty means the server default."""
+
+    model: str | None = None
+    temperature: float | None = None
+    fallback_models: tuple[str, ...] = ()
+    language: Language | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Character:
     id: int
     user_id: int
@@ -52,6 +72,22 @@ class Character:
     source_text: str | None
     created_at: datetime
     updated_at: datetime
+    greeting: str | None = None
+    alternate_greetings: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    avatar_sha256: str | None = None
+    sources: list[Source] = field(default_factory=list)
+    settings: CharacterSettings = field(default_factory=CharacterSettings)
+    # Card data FastNPC does not use, kept to be exported again unchanged (see app.services.cards)
+    card_extra: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    """Who a user is in role-play: fills ``{{user}}`` and is part of that user's prompts."""
+
+    name: str | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from sqlalchemy import Row
 
 from .records import (
     Character,
+    CharacterSettings,
     CharacterStatus,
     Conversation,
     ConversationKind,
@@ -21,6 +22,7 @@ from .records import (
     Message,
     MessageRole,
     MessageStatus,
+    Source,
     User,
 )
 
@@ -64,7 +66,35 @@ def character(row: Row[Any]) -> Character:
         source_text=m["source_text"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        greeting=m["greeting"],
+        alternate_greetings=list(m["alternate_greetings"] or []),
+        tags=list(m["tags"] or []),
+        avatar_sha256=m["avatar_sha256"],
+        sources=[Source(**s) for s in m["sources"] or []],
+        settings=character_settings(m["settings"]),
+        card_extra=m["card_extra"],
     )
+
+
+def character_settings(stored: Mapping[str, Any] | None) -> CharacterSettings:
+    """Stored settings JSON to the record (absent keys are defaults)."""
+    stored = stored or {}
+    return CharacterSettings(
+        model=stored.get("model"),
+        temperature=stored.get("temperature"),
+        fallback_models=tuple(stored.get("fallback_models") or ()),
+        language=stored.get("language"),
+    )
+
+
+def settings_json(settings: CharacterSettings) -> dict[str, Any]:
+    """The record as stored (and as rendered by the API)."""
+    return {
+        "model": settings.model,
+        "temperature": settings.temperature,
+        "fallback_models": list(settings.fallback_models),
+        "language": settings.language,
+    }
 
 
 def conversation(row: Row[Any]) -> Conversation:

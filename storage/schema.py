@@ -16,6 +16,9 @@ Invariants held by the database itself:
   (partial unique index).
 * ``conversations``: one direct conversation per (user, character); one
   conversation per group.
+* ``avatars``: content-addressed PNG bytes (sha256 of the bytes is the key);
+  a row exists only while some character references it (``storage.avatars``
+  deletes it in the transaction that drops the last reference).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -98,8 +102,38 @@ characters = Table(
     Column("source_text", Text, nullable=True),
     _created_at(),
     Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+    Column("greeting", Text, nullable=True),
+    Column("alternate_greetings", JSON, nullable=False, default=list),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("avatar_sha256", String(64), nullable=True),  # avatars.sha256 (see storage.avatars)
+    Column("sources", JSON, nullable=False, default=list),
+    Column("settings", JSON, nullable=False, default=dict),
+    Column("card_extra", JSON, nullable=True),
     Index(None, "user_id", "id"),
+    Index(None, "avatar_sha256"),
     **_AUTOINC,
+)
+
+avatars = Table(
+    "avatars",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("png", LargeBinary, nullable=False),
+    _created_at(),
+)
+
+personas = Table(
+    "personas",
+    metadata,
+    Column(
+        "user_id",
+        Integer,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", Text, nullable=True),
+    Column("description", Text, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
 )
 
 groups = Table(

@@ -1,14 +1,28 @@
-"""Characters: CRUD, generation of all eight categories, regeneration of one."""
+"""Characters: CRUD, generation of all eight categories, regeneration of one, avatars, cards."""
 
 from __future__ import annotations
 
-from quart import Blueprint
-from quart.typing import ResponseReturnValue
-from quart_schema import document_response, validate_request
+from typing import Any
 
+import orjson
+from quart import Blueprint, Response, request
+from quart.typing import ResponseReturnValue
+from quart_schema import document_response, validate_querystring, validate_request
+
+from app.body_limits import accepts_upload
 from app.routes.common import authenticated, current_user, no_content, run_response, services
-from app.schemas import CharacterIn, CharacterList, CharacterOut, CharacterPatch, GenerateIn
+from app.schemas import (
+    CardQuery,
+    CharacterIn,
+    CharacterList,
+    CharacterOut,
+    CharacterPatch,
+    GenerateIn,
+    ImportQuery,
+)
 from app.views import character_view, parse_id
+from storage.characters import CharacterExtras
+from storage.records import CharacterSettings
 
 bp = Blueprint("characters", __name__, url_prefix="/api/characters")
 
@@ -18,9 +32,37 @@ bp = Blueprint("characters", __name__, url_prefix="/api/characters")
 @validate_request(CharacterIn)
 @document_response(CharacterOut, 201)
 async def create(data: CharacterIn) -> ResponseReturnValue:
-    """Create a character from a name and an optional partial profile."""
-    character = await services().characters.create(current_user().id, data.name, data.profile)
+    """Create a character from a name, an optional partial profile and its card fields."""
+    extras = CharacterExtras(
+        greeting=data.greeting,
+        alternate_greetings=data.alternate_greetings or [],
+        tags=data.tags or [],
+        sources=[s.record() for s in data.sources or []],
+        settings=data.settings.record() if data.settings else CharacterSettings(),
+    )
+    character = await services().characters.create(
+        current_user().id, data.name, data.profile, extras
+    )
     return character_view(character), 201
+
+
+def _changes(data: CharacterPatch) -> dict[str, Any]:
+    """The card fields a PATCH gives, as ``update_character`` keywords (null clears)."""
+    given = data.model_fields_set
+    changes: dict[str, Any] = {}
+    if "greeting" in given:
+        changes["greeting"] = data.greeting
+    for key in ("alternate_greetings", "tags"):
+        if key in given:
+            changes[key] = getattr(data, key) or []
+    if "sources" in given:
+        changes["sources"] = [s.record() for s in data.sources or []]
+    if "settings" in given:
+        settings = data.settings
+        changes["settings"] = (
+            {} if settings is None else settings.model_dump(include=settings.model_fields_set)
+        )
+    return changes
 
 
 @bp.get("")
@@ -45,10 +87,37 @@ async def get(character_id: str) -> ResponseReturnValue:
 @validate_request(CharacterPatch)
 @document_response(CharacterOut)
 async def patch(character_id: str, data: CharacterPatch) -> ResponseReturnValue:
-    """Rename and/or replace the given profile categories."""
+    """Rename, replace the given profile categories and card fields (settings keys merge)."""
     character = await services().characters.update(
-        current_user().id, parse_id(character_id), name=data.name, profile=data.profile
+        current_user().id,
+        parse_id(character_id),
+        name=data.name,
+        profile=data.profile,
+        changes=_changes(data),
     )
+    return character_view(character)
+
+
+@bp.put("/<character_id>/avatar")
+@accepts_upload
+@authenticated
+@document_response(CharacterOut)
+async def put_avatar(character_id: str) -> ResponseReturnValue:
+    """Upload an avatar (PNG, JPEG or WebP body ≤ FASTNPC_MAX_UPLOAD_BYTES); stored as a
+    256×256 PNG centre crop. Not such an image, or over 40 megapixels: 400 `invalid_image`."""
+    upload = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+    character = await services().characters.set_avatar(
+        current_user().id, parse_id(character_id), upload
+    )
+    return character_view(character)
+
+
+@bp.delete("/<character_id>/avatar")
+@authenticated
+@document_response(CharacterOut)
+async def delete_avatar(character_id: str) -> ResponseReturnValue:
+    """Remove the character's avatar."""
+    character = await services().characters.delete_avatar(current_user().id, parse_id(character_id))
     return character_view(character)
 
 
@@ -58,6 +127,39 @@ async def delete(character_id: str) -> ResponseReturnValue:
     """Delete a character with its chat, memories and group memberships."""
     await services().characters.delete(current_user().id, parse_id(character_id))
     return no_content()
+
+
+@bp.post("/import")
+@accepts_upload
+@authenticated
+@validate_querystring(ImportQuery)
+@document_response(CharacterOut, 201)
+async def import_card(query_args: ImportQuery) -> ResponseReturnValue:
+    """[stream] Import a Character Card V2/V3 (`application/json`, or `image/png` with a `ccv3`
+    or `chara` text chunk; ≤ FASTNPC_MAX_UPLOAD_BYTES). `?complete=true` generates the
+    categories the card leaves empty (`category` events), then `character`, `done`.
+    Not a card: 400 `invalid_card`, nothing stored."""
+    upload = await request.get_data(cache=False, as_text=False, parse_form_data=False)
+    run = await services().cards.start_import(
+        current_user().id, upload, complete=query_args.complete
+    )
+    return await run_response(run, character_view, status=201)
+
+
+@bp.get("/<character_id>/card")
+@authenticated
+@validate_querystring(CardQuery)
+async def export_card(character_id: str, query_args: CardQuery) -> ResponseReturnValue:
+    """The character as a Character Card (`spec=v2|v3`, `format=json|png`); a PNG carries
+    `chara` (V2, base64 JSON) and for V3 also `ccv3`. `data.extensions.fastnpc` holds the
+    full profile and settings."""
+    card = await services().cards.export(
+        current_user().id, parse_id(character_id), query_args.spec, query_args.format
+    )
+    if isinstance(card, bytes):
+        return Response(card, status=200, content_type="image/png")
+    # orjson keeps the card's field order and writes UTF-8 (Quart's JSON sorts and escapes)
+    return Response(orjson.dumps(card), status=200, content_type="application/json")
 
 
 @bp.post("/generate")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -11,6 +11,7 @@ import trio
 
 import llm
 from app.errors import InvalidRequest, NotFound
+from app.services.images import normalise_avatar
 from app.services.profile import (
     DESCRIPTIONS,
     GENERATION_SCHEMAS,
@@ -20,8 +21,8 @@ from app.services.profile import (
 from app.services.prompts import generation_prompt
 from app.services.runs import Run, RunRegistry
 from app.views import character_view
-from storage import Database, characters
-from storage.characters import CATEGORIES
+from storage import Database, avatars, characters
+from storage.characters import CATEGORIES, CharacterExtras
 from storage.records import Character
 
 
@@ -48,10 +49,17 @@ class CharacterService:
     async def list(self, user_id: int) -> list[Character]:
         return await self._db.read(characters.list_characters, user_id)
 
-    async def create(self, user_id: int, name: str, profile: Mapping[str, Any] | None) -> Character:
+    async def create(
+        self,
+        user_id: int,
+        name: str,
+        profile: Mapping[str, Any] | None,
+        extras: CharacterExtras | None = None,
+    ) -> Character:
+        """A new character; ``extras`` holds greetings, tags, sources, settings, avatar."""
         full: dict[str, dict[str, Any] | None] = dict.fromkeys(CATEGORIES)
         full.update(_validated(profile or {}))
-        return await self._db.write(characters.create_character, user_id, name, full)
+        return await self._db.write(characters.create_character, user_id, name, full, extras=extras)
 
     async def update(
         self,
@@ -60,16 +68,52 @@ class CharacterService:
         *,
         name: str | None,
         profile: Mapping[str, Any] | None,
+        changes: Mapping[str, Any] | None = None,
     ) -> Character:
+        """Rename, replace the given categories, and apply ``changes`` (keywords of
+        ``storage.characters.update_character``: greeting, alternate_greetings, tags, sources,
+        settings)."""
         validated = _validated(profile) if profile is not None else None
         character = None
         if character_id is not None:
             character = await self._db.write(
-                characters.update_character, user_id, character_id, name=name, profile=validated
+                characters.update_character,
+                user_id,
+                character_id,
+                name=name,
+                profile=validated,
+                **(changes or {}),
             )
         if character is None:
             raise NotFound("no such character")
         return character
+
+    async def set_avatar(self, user_id: int, character_id: int | None, upload: bytes) -> Character:
+        """Normalise ``upload`` (PNG, JPEG or WebP; in a worker thread) and show it as the
+        character's avatar. Raises ``InvalidImage`` for anything else."""
+        await self.get(user_id, character_id)  # 404 before decoding anything
+        png = await trio.to_thread.run_sync(normalise_avatar, upload)
+        return await self._set_avatar(user_id, character_id, png)
+
+    async def delete_avatar(self, user_id: int, character_id: int | None) -> Character:
+        return await self._set_avatar(user_id, character_id, None)
+
+    async def _set_avatar(
+        self, user_id: int, character_id: int | None, png: bytes | None
+    ) -> Character:
+        character = None
+        if character_id is not None:
+            character = await self._db.write(characters.set_avatar, user_id, character_id, png)
+        if character is None:
+            raise NotFound("no such character")
+        return character
+
+    async def avatar(self, sha256: str) -> bytes:
+        """The avatar PNG stored under ``sha256`` (404 when none)."""
+        png = await self._db.read(avatars.get_avatar, sha256)
+        if png is None:
+            raise NotFound("no such avatar")
+        return png
 
     async def delete(self, user_id: int, character_id: int | None) -> None:
         deleted = character_id is not None and await self._db.write(
@@ -106,34 +150,52 @@ class CharacterService:
         results[category] = value.model_dump()
         run.publish("category", {"category": category, "status": "ok", "data": results[category]})
 
+    async def generate_categories(
+        self,
+        run: Run,
+        user_id: int,
+        name: str,
+        categories: Sequence[str],
+        *,
+        source_text: str | None,
+        known: dict[str, Any] | None,
+        model: str | None,
+    ) -> dict[str, dict[str, Any] | None]:
+        """Generate ``categories`` concurrently (as long as the slowest one, not the sum),
+        publishing a ``category`` event for each; a failed one is None. Raises
+        ``llm.LLMError`` when the run is cancelled, ``llm.Overloaded`` when the LLM is."""
+        results: dict[str, dict[str, Any] | None] = {}
+        with run.cancel_scope:
+            async with trio.open_nursery() as nursery:
+                for category in categories:
+                    nursery.start_soon(
+                        partial(
+                            self._category,
+                            run,
+                            user_id,
+                            name,
+                            category,
+                            source_text=source_text,
+                            known=known,
+                            model=model,
+                            results=results,
+                        )
+                    )
+        if run.cancel_scope.cancelled_caught:
+            raise llm.LLMError("character generation was cancelled")
+        return {c: results.get(c) for c in categories}
+
     def start_generation(
         self, user_id: int, name: str, *, source_text: str | None, model: str | None
     ) -> Run:
         """Generate all eight categories concurrently: as long as the slowest one, not the sum."""
 
         async def body(run: Run) -> Character:
-            results: dict[str, dict[str, Any] | None] = {}
-            with run.cancel_scope:
-                async with trio.open_nursery() as nursery:
-                    for category in CATEGORIES:
-                        nursery.start_soon(
-                            partial(
-                                self._category,
-                                run,
-                                user_id,
-                                name,
-                                category,
-                                source_text=source_text,
-                                known=None,
-                                model=model,
-                                results=results,
-                            )
-                        )
-            if run.cancel_scope.cancelled_caught:
-                raise llm.LLMError("character generation was cancelled")
-            if all(results.get(c) is None for c in CATEGORIES):
+            profile = await self.generate_categories(
+                run, user_id, name, CATEGORIES, source_text=source_text, known=None, model=model
+            )
+            if all(profile[c] is None for c in CATEGORIES):
                 raise AllCategoriesFailed("every profile category failed to generate")
-            profile = {c: results.get(c) for c in CATEGORIES}
             with trio.CancelScope(shield=True):
                 character = await self._db.write(
                     characters.create_character, user_id, name, profile, source_text=source_text

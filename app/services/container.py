@@ -14,12 +14,14 @@ from prometheus_client import CollectorRegistry
 import llm
 from app.services.admin import AdminService
 from app.services.auth import AuthService
+from app.services.cards import CardService
 from app.services.characters import CharacterService
 from app.services.chat import ChatService
 from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
 from app.services.lifecycle import GenerationLifecycle
 from app.services.memory import MemoryService
+from app.services.personas import PersonaService
 from app.services.runs import RunRegistry
 from app.services.spool import ReplySpool
 from app.settings import Settings
@@ -54,6 +56,8 @@ class Services:
     memory: MemoryService
     groups: GroupService
     admin: AdminService
+    personas: PersonaService
+    cards: CardService
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -107,6 +111,7 @@ async def run_services(
             hash_concurrency=settings.password_hash_concurrency,
             hasher=hasher,
         )
+        character_service = CharacterService(db, client, runs)
         services = Services(
             settings=settings,
             db=db,
@@ -119,7 +124,7 @@ async def run_services(
             spool=spool,
             lifecycle=lifecycle,
             auth=auth,
-            characters=CharacterService(db, client, runs),
+            characters=character_service,
             chat=ChatService(
                 db, client, lifecycle, memory, prompt_budget=settings.prompt_token_budget
             ),
@@ -128,6 +133,8 @@ async def run_services(
                 db, client, lifecycle, memory, prompt_budget=settings.prompt_token_budget
             ),
             admin=AdminService(db, limiter, metrics, runs, memory),
+            personas=PersonaService(db),
+            cards=CardService(db, character_service, runs),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(

@@ -28,6 +28,8 @@ TABLES = {
     "group_members",
     "generations",
     "jobs",
+    "avatars",
+    "personas",
 }
 
 
