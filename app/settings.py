@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, field_validator, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from llm import LLMSettings
@@ -33,4 +33,9 @@ class Settings(BaseSettings):
     # Replies that could not be saved while the database was down wait here for it (durable
     # across a restart); empty: kept in memory only.
     spool_dir: Path | None = Path("fastnpc-spool")
+
+    @field_validator("spool_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
     llm: LLMSettings = Field(default_factory=LLMSettings)
