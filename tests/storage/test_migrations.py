@@ -28,6 +28,7 @@ TABLES = {
     "group_members",
     "generations",
     "jobs",
+    "memory_messages",
 }
 
 
