@@ -109,6 +109,13 @@ class MessageOut(BaseModel):
     character_id: str | None
     status: Literal["complete", "interrupted", "error"]
     created_at: str
+    parent_id: str | None = Field(default=None, description="None for a root of the tree")
+    sibling_index: int = Field(
+        default=0, ge=0, description="0-based position among the messages sharing its parent"
+    )
+    sibling_count: int = Field(default=1, ge=1)
+    edited_at: str | None = None
+    model: str | None = Field(default=None, description="assistant messages: the model")
 
 
 class ChatOut(BaseModel):
