@@ -9,7 +9,7 @@ from quart_trio import QuartTrio
 
 from app import schema_adapters
 from app.http_errors import install_error_handlers
-from app.routes import admin, auth, characters, chat, groups, health
+from app.routes import admin, auth, characters, chat, groups, health, tree
 from app.services.container import Services, run_services
 from app.settings import Settings
 
@@ -37,7 +37,7 @@ def create_app(
         scalar_ui_path=None,
     )
     install_error_handlers(app)
-    for module in (health, auth, characters, chat, groups, admin):
+    for module in (health, auth, characters, chat, groups, tree, admin):
         app.register_blueprint(module.bp)
 
     stop = trio.Event()

@@ -41,6 +41,14 @@ class ChatIn(_In):
     content: str = Field(min_length=1, max_length=8_000)
 
 
+class MessagePatch(_In):
+    content: str = Field(min_length=1, max_length=8_000)
+
+
+class ExportQuery(BaseModel):
+    format: Literal["fastnpc", "jsonl"] = "fastnpc"
+
+
 class HistoryQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=200)
     before: str | None = None
@@ -126,6 +134,13 @@ class ChatOut(BaseModel):
 class MessagePage(BaseModel):
     items: list[MessageOut]
     next_before: str | None
+
+
+class ConversationExport(BaseModel):
+    format: Literal["fastnpc-conversation"]
+    version: Literal[1]
+    messages: list[MessageOut]
+    active_leaf_id: str | None
 
 
 class MemoryOut(BaseModel):

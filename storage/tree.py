@@ -17,7 +17,7 @@ already exclusive), so concurrent appends chain instead of forking.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -39,8 +39,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from . import rows
-from .errors import ConstraintViolation, NotFound
-from .records import Message
+from .errors import ConstraintViolation, NotFound, StorageError
+from .records import Message, MessageRole, MessageStatus
 from .schema import conversations, messages
 
 Halt = Callable[[NamedFromClause], ColumnElement[bool]]
@@ -369,3 +369,87 @@ def delete_subtree(conn: Connection, conversation_id: int, message_id: int) -> l
         else:
             set_active_leaf(conn, conversation_id, target.parent_id)
     return doomed
+
+
+# ---- export and import
+
+
+def all_messages(conn: Connection, conversation_id: int) -> list[Message]:
+    """Every message of the conversation's tree in id (creation) order, sibling positions set."""
+    found = conn.execute(
+        select(messages)
+        .where(messages.c.conversation_id == conversation_id)
+        .order_by(messages.c.id)
+    ).all()
+    return hydrate(conn, found)
+
+
+def is_empty(conn: Connection, conversation_id: int) -> bool:
+    """Whether the conversation has no messages."""
+    return (
+        conn.execute(
+            select(messages.c.id).where(messages.c.conversation_id == conversation_id).limit(1)
+        ).first()
+        is None
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """One message of an imported tree; ``parent`` is the index of an EARLIER item (or None)."""
+
+    role: MessageRole
+    content: str
+    status: MessageStatus
+    parent: int | None
+    character_id: int | None
+    created_at: datetime
+    edited_at: datetime | None = None
+    model: str | None = None
+
+
+class NotEmpty(StorageError):
+    """An import into a conversation that already has messages."""
+
+
+def import_messages(
+    conn: Connection, conversation_id: int, items: Sequence[NewMessage], active: int | None
+) -> list[int]:
+    """Store a whole tree into an EMPTY conversation; ``active`` indexes the active leaf.
+
+    Items are stored in order (so sibling order is kept) and get new ids.
+    Returns the new ids. Raises ``NotEmpty`` when the conversation has messages.
+    """
+    lock_conversation(conn, conversation_id)
+    if not is_empty(conn, conversation_id):
+        raise NotEmpty(f"conversation {conversation_id} already has messages")
+    ids: list[int] = []
+    next_ranks: dict[int | None, int] = {}
+    for item in items:
+        if item.parent is not None and not 0 <= item.parent < len(ids):
+            raise ValueError("a parent must come before its children")
+        parent_id = None if item.parent is None else ids[item.parent]
+        rank = next_ranks.get(parent_id, 0)
+        next_ranks[parent_id] = rank + 1
+        ids.append(
+            conn.execute(
+                messages.insert()
+                .values(
+                    conversation_id=conversation_id,
+                    role=item.role,
+                    content=item.content,
+                    character_id=item.character_id,
+                    status=item.status,
+                    parent_id=parent_id,
+                    active_rank=rank,
+                    created_at=item.created_at,
+                    edited_at=item.edited_at,
+                    model=item.model,
+                )
+                .returning(messages.c.id)
+            ).scalar_one()
+        )
+    if active is not None:
+        promote(conn, conversation_id, ids[active])
+        set_active_leaf(conn, conversation_id, ids[active])
+    return ids

@@ -16,6 +16,7 @@ from app.services.admin import AdminService
 from app.services.auth import AuthService
 from app.services.characters import CharacterService
 from app.services.chat import ChatService
+from app.services.conversation_tree import ConversationTreeService
 from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
 from app.services.memory import MemoryService
@@ -50,6 +51,7 @@ class Services:
     memory: MemoryService
     groups: GroupService
     admin: AdminService
+    tree: ConversationTreeService
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -120,6 +122,7 @@ async def run_services(
                 db, client, runs, tracker, memory, prompt_budget=settings.prompt_token_budget
             ),
             admin=AdminService(db, limiter, metrics, runs, memory),
+            tree=ConversationTreeService(db, memory),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
