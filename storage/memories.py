@@ -205,17 +205,37 @@ def list_valid_memories(
 
 
 def invalidate_stale(conn: Connection, conversation_id: int) -> list[int]:
-    """Drop the stale memories so compression rebuilds them; returns their ids.
+    """Drop the stale memories so compression rebuilds them; returns the ids dropped.
 
-    The messages they summarised that still exist and that no remaining memory
-    covers are marked uncompressed again, so they count as uncompressed history
-    (in prompts and for the compression trigger) until a new memory covers them.
+    Also dropped: every memory covering a message of the active path at or after
+    the first message a stale one covered, so the compressed messages stay a
+    prefix of the active path (``messages.count_uncompressed`` relies on it).
+    The messages the dropped memories summarised that no remaining memory covers
+    are marked uncompressed again: they count as uncompressed history (in prompts
+    and for the compression trigger) until a new memory covers them.
     """
-    stale = stale_memory_ids(conn, conversation_id)
+    stale = set(stale_memory_ids(conn, conversation_id))
     if not stale:
         return []
-    covered = set(_covered(conn, stale))
-    conn.execute(delete(memories).where(memories.c.id.in_(stale)))
+    path = tree.active_path_ids(conn, conversation_id)
+    position = {message_id: i for i, message_id in enumerate(path)}
+    released_positions = [position[m] for m in _covered(conn, sorted(stale)) if m in position]
+    if released_positions:
+        later = path[min(released_positions) :]
+        stale.update(
+            conn.execute(
+                select(memory_messages.c.memory_id)
+                .join(memories, memories.c.id == memory_messages.c.memory_id)
+                .where(
+                    memories.c.conversation_id == conversation_id,
+                    memory_messages.c.message_id.in_(later),
+                )
+                .distinct()
+            ).scalars()
+        )
+    dropped = sorted(stale)
+    covered = set(_covered(conn, dropped))
+    conn.execute(delete(memories).where(memories.c.id.in_(dropped)))
     still_covered = set(
         conn.execute(
             select(memory_messages.c.message_id).where(
@@ -233,4 +253,4 @@ def invalidate_stale(conn: Connection, conversation_id: int) -> list[int]:
             )
             .values(compressed=False)
         )
-    return stale
+    return dropped

@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import NamedFromClause
 
-from . import tree
+from . import memories, tree
 from .records import Message, MessageRole, MessageStatus, Page
 from .schema import messages
 
@@ -37,8 +39,10 @@ def add_message(
     path, so concurrent appends chain in stored order). An explicit
     ``parent_id`` (None: a new root) adds it elsewhere, e.g. as an alternative
     of an existing message; the new message becomes the last active child of its
-    parent and the whole path up to it is active. Raises ``tree.TreeError``
-    when ``parent_id`` is not a message of the conversation.
+    parent and the whole path up to it is active, and memories made stale by the
+    change are dropped (``memories.invalidate_stale``; the caller schedules the
+    compression check as after any message). Raises ``tree.TreeError`` when
+    ``parent_id`` is not a message of the conversation.
     """
     leaf = tree.lock_conversation(conn, conversation_id)
     explicit = parent_id != ACTIVE_LEAF
@@ -63,6 +67,9 @@ def add_message(
     if explicit and parent is not None and parent != leaf:
         tree.promote(conn, conversation_id, parent)
     tree.set_active_leaf(conn, conversation_id, row.id)
+    if explicit and parent != leaf:
+        # the active path changed: memories of the path left behind stop counting
+        memories.invalidate_stale(conn, conversation_id)
     return tree.hydrate(conn, [row])[0]
 
 
@@ -134,15 +141,33 @@ def message_in_conversation(conn: Connection, conversation_id: int, message_id: 
     return tree.get_in_conversation(conn, conversation_id, message_id) is not None
 
 
-def recent_uncompressed(conn: Connection, conversation_id: int, *, limit: int) -> list[Message]:
-    """The newest ``limit`` uncompressed messages of the active path, oldest first."""
+def _uncompressed_suffix(
+    conn: Connection, conversation_id: int, *, limit: int | None = None
+) -> list[Message]:
+    """The active path's uncompressed messages, oldest first (the newest ``limit`` of them).
+
+    Compressed messages form a prefix of the active path (compression takes the
+    oldest uncompressed ones; ``memories.invalidate_stale`` keeps it so after a
+    tree change), so the walk stops at the first compressed message: its cost is
+    the uncompressed part, not the conversation's length.
+    """
     return tree.path_messages(
         conn,
         conversation_id,
         tree.active_leaf(conn, conversation_id),
+        halt=_compressed,
         extra=messages.c.compressed.is_(False),
         limit=limit,
     )
+
+
+def _compressed(table: NamedFromClause) -> ColumnElement[bool]:
+    return table.c.compressed.is_(True)
+
+
+def recent_uncompressed(conn: Connection, conversation_id: int, *, limit: int) -> list[Message]:
+    """The newest ``limit`` uncompressed messages of the active path, oldest first."""
+    return _uncompressed_suffix(conn, conversation_id, limit=limit)
 
 
 def active_path(conn: Connection, conversation_id: int) -> list[Message]:
@@ -155,13 +180,14 @@ def count_uncompressed(conn: Connection, conversation_id: int) -> int:
     leaf = tree.active_leaf(conn, conversation_id)
     if leaf is None:
         return 0
-    up = tree.walk_up(conversation_id, leaf)
+    up = tree.walk_up(conversation_id, leaf, halt=_compressed)
     counted = conn.execute(
-        select(messages.c.id)
-        .join_from(messages, up, messages.c.id == up.c.id)
+        select(func.count())
+        .select_from(up)
+        .join(messages, messages.c.id == up.c.id)
         .where(messages.c.compressed.is_(False))
-    ).all()
-    return len(counted)
+    ).scalar_one()
+    return int(counted)
 
 
 def oldest_uncompressed(
@@ -174,12 +200,7 @@ def oldest_uncompressed(
     """
     if keep_recent < 0:
         raise ValueError("keep_recent must not be negative")
-    pending = tree.path_messages(
-        conn,
-        conversation_id,
-        tree.active_leaf(conn, conversation_id),
-        extra=messages.c.compressed.is_(False),
-    )
+    pending = _uncompressed_suffix(conn, conversation_id)
     return pending[: len(pending) - keep_recent] if keep_recent else pending
 
 

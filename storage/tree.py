@@ -143,7 +143,7 @@ def path_messages(
     if start_id is None:
         return []
     up = walk_up(conversation_id, start_id, max_steps=max_steps, halt=halt)
-    query = select(messages).join_from(messages, up, messages.c.id == up.c.id)
+    query = select(messages).join_from(up, messages, messages.c.id == up.c.id)
     if extra is not None:
         query = query.where(extra)
     query = query.order_by(up.c.n)
@@ -272,31 +272,40 @@ def get_in_conversation(conn: Connection, conversation_id: int, message_id: int)
 
 
 def promote(conn: Connection, conversation_id: int, message_id: int) -> None:
-    """Make ``message_id`` and each of its ancestors the last active child of its parent."""
-    target = messages.alias("p0")
+    """Make ``message_id`` and each of its ancestors the last active child of its parent.
+
+    One walk up; each ancestor compares with its siblings through the
+    ``(parent_id, active_rank)`` index (the root with the other roots).
+    """
     up = walk_up(conversation_id, message_id)
+    target = messages.alias("p0")
     sibling = messages.alias("p1")
     top_of_others = (
         select(func.max(sibling.c.active_rank))
-        .where(
-            sibling.c.conversation_id == conversation_id,
-            sibling.c.id != target.c.id,
-            or_(
-                sibling.c.parent_id == target.c.parent_id,
-                and_(sibling.c.parent_id.is_(None), target.c.parent_id.is_(None)),
-            ),
-        )
+        .where(sibling.c.parent_id == target.c.parent_id, sibling.c.id != target.c.id)
         .scalar_subquery()
     )
     behind = conn.execute(
         select(target.c.id, top_of_others.label("top"))
-        .join_from(target, up, target.c.id == up.c.id)
-        .where(top_of_others >= target.c.active_rank)
+        .join_from(up, target, target.c.id == up.c.id)
+        .where(target.c.parent_id.is_not(None), top_of_others >= target.c.active_rank)
     ).all()
-    for row in behind:
-        conn.execute(
-            update(messages).where(messages.c.id == row.id).values(active_rank=int(row.top) + 1)
-        )
+    raised = [(row.id, int(row.top) + 1) for row in behind]
+    root = conn.execute(
+        select(target.c.id, target.c.active_rank)
+        .join_from(up, target, target.c.id == up.c.id)
+        .where(target.c.parent_id.is_(None))
+    ).first()
+    if root is not None:
+        top_root = conn.execute(
+            select(func.max(messages.c.active_rank)).where(
+                sibling_filter(conversation_id, None), messages.c.id != root.id
+            )
+        ).scalar_one_or_none()
+        if top_root is not None and top_root >= root.active_rank:
+            raised.append((root.id, int(top_root) + 1))
+    for raised_id, rank in raised:
+        conn.execute(update(messages).where(messages.c.id == raised_id).values(active_rank=rank))
 
 
 def select_message(conn: Connection, conversation_id: int, message_id: int) -> int:

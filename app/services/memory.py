@@ -411,13 +411,16 @@ class MemoryService:
             conn, job_id, owner=self.owner, lease_seconds=self.lease_seconds, now=_now()
         ):
             raise LeaseLost(f"job {job_id} was taken over before its summaries were stored")
-        return memories.apply_compression(
+        marked = memories.apply_compression(
             conn,
             conversation_id,
             upto_message_id=message_ids[-1],
             summaries=summaries,
             message_ids=message_ids,
         )
+        # the active path may have changed while the summaries were written
+        memories.invalidate_stale(conn, conversation_id)
+        return marked
 
     async def _summarise(self, context: _Context, key: int | None) -> list[tuple[str, int]]:
         name = context.owners[key]

@@ -135,26 +135,38 @@ async def test_edit_in_place(db: Database) -> None:
         await db.write(tree.select_message, other.id, sent[0].id)
 
 
+async def _compress(db: Database, conversation_id: int, ids: list[int], text: str) -> None:
+    marked = await db.write(
+        memories.apply_compression,
+        conversation_id,
+        upto_message_id=ids[-1],
+        summaries={None: [(text, 3)]},
+        message_ids=ids,
+    )
+    assert marked == len(ids)
+
+
 async def test_memories_record_messages_and_go_stale(db: Database) -> None:
     _, _, conv = await make_direct(db)
     sent = await _chain(db, conv.id, 6)
+    other = await db.write(
+        messages.add_message, conv.id, "assistant", "other", parent_id=sent[0].id
+    )
+    await db.write(tree.select_message, conv.id, sent[5].id)
     pending = await db.read(messages.oldest_uncompressed, conv.id, keep_recent=2)
     assert [m.id for m in pending] == [m.id for m in sent[:4]]
-    marked = await db.write(
-        memories.apply_compression,
-        conv.id,
-        upto_message_id=pending[-1].id,
-        summaries={None: [("summary of four", 3)]},
-        message_ids=[m.id for m in pending],
-    )
-    assert marked == 4
+    await _compress(db, conv.id, [m.id for m in pending], "summary of four")
     (memory,) = await db.read(memories.list_memories, conv.id)
     assert await db.read(memories.summarised_message_ids, memory.id) == [m.id for m in pending]
     assert await db.read(memories.list_valid_memories, conv.id) == [memory]
     assert await db.read(messages.count_uncompressed, conv.id) == 2
+    assert [m.content for m in await db.read(messages.recent_uncompressed, conv.id, limit=9)] == [
+        "m4",
+        "m5",
+    ]
 
-    # another branch from the second message: the memory is not valid there
-    await db.write(messages.add_message, conv.id, "assistant", "other", parent_id=sent[0].id)
+    # another branch is active: the memory is not valid there; back again: valid
+    await db.write(tree.select_message, conv.id, other.id)
     assert await db.read(memories.stale_memory_ids, conv.id) == [memory.id]
     assert await db.read(memories.list_valid_memories, conv.id) == []
     await db.write(tree.select_message, conv.id, sent[5].id)
@@ -168,3 +180,24 @@ async def test_memories_record_messages_and_go_stale(db: Database) -> None:
     assert await db.read(messages.count_uncompressed, conv.id) == 6
     recent = await db.read(messages.recent_uncompressed, conv.id, limit=3)
     assert [m.content for m in recent] == ["m3", "m4", "m5"]
+
+
+async def test_invalidation_keeps_compressed_messages_a_prefix(db: Database) -> None:
+    _, _, conv = await make_direct(db)
+    sent = await _chain(db, conv.id, 8)
+    await _compress(db, conv.id, [m.id for m in sent[:2]], "first")
+    await _compress(db, conv.id, [m.id for m in sent[2:4]], "second")
+    first, second = await db.read(memories.list_memories, conv.id)
+    assert await db.read(messages.count_uncompressed, conv.id) == 4
+    # editing a message of the FIRST memory drops the second too (it summarises later ones)
+    await db.write(tree.edit_message, conv.id, sent[1].id, "changed", now=datetime.now(UTC))
+    dropped = await db.write(memories.invalidate_stale, conv.id)
+    assert dropped == [first.id, second.id]
+    assert await db.read(messages.count_uncompressed, conv.id) == 8
+
+    # a branch made through add_message drops the memories of the path it leaves
+    await _compress(db, conv.id, [m.id for m in sent[:4]], "again")
+    assert await db.read(messages.count_uncompressed, conv.id) == 4
+    await db.write(messages.add_message, conv.id, "assistant", "alt", parent_id=sent[2].id)
+    assert await db.read(memories.list_memories, conv.id) == []
+    assert await db.read(messages.count_uncompressed, conv.id) == 4  # m0, m1, m2, alt
