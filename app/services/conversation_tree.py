@@ -195,8 +195,9 @@ class ConversationTreeService:
             stale = memories.invalidate_stale(conn, target.conversation_id)
             return target.conversation_id, result, stale
 
-        conversation_id, result, invalidated = await self._db.write(write)
-        if invalidated and self._memory is not None:
+        conversation_id, result, _ = await self._db.write(write)
+        if self._memory is not None:
+            # the active path changed or memories were dropped: maybe compress (durable job)
             await self._memory.maybe_schedule(conversation_id)
         return conversation_id, result
 
