@@ -17,11 +17,13 @@ from app.views import message_view, page_view, parse_id
 
 bp = Blueprint("tree", __name__)
 
-CHAT = "/api/characters/<owner_id>/chat"
-GROUP = "/api/groups/<owner_id>"
+CHAT = "/api/characters/<character_id>/chat"
+GROUP = "/api/groups/<group_id>"
 
 
-def _ref(kind: ConversationKind, owner_id: str) -> ConversationRef:
+def _ref(kind: ConversationKind, owner: dict[str, str]) -> ConversationRef:
+    """The conversation named by the path's `character_id` or `group_id`."""
+    (owner_id,) = owner.values()
     return ConversationRef(kind, _canonical(owner_id))
 
 
@@ -37,7 +39,7 @@ def _register(kind: ConversationKind, prefix: str) -> None:
     @bp.post(f"{prefix}/messages/<message_id>/select", endpoint=f"{name}select")
     @authenticated
     @document_response(MessagePage)
-    async def select(owner_id: str, message_id: str) -> ResponseReturnValue:
+    async def select(message_id: str, **owner: str) -> ResponseReturnValue:
         """Make the message active; the last page of the new active path.
 
         The new leaf is reached from the message by taking, at each level, the
@@ -45,7 +47,7 @@ def _register(kind: ConversationKind, prefix: str) -> None:
         is being generated in this conversation.
         """
         page = await services().tree.select(
-            current_user().id, _ref(kind, owner_id), _canonical(message_id)
+            current_user().id, _ref(kind, owner), _canonical(message_id)
         )
         return page_view(page)
 
@@ -53,36 +55,34 @@ def _register(kind: ConversationKind, prefix: str) -> None:
     @authenticated
     @validate_request(MessagePatch)
     @document_response(MessageOut)
-    async def edit(owner_id: str, message_id: str, data: MessagePatch) -> ResponseReturnValue:
+    async def edit(message_id: str, data: MessagePatch, **owner: str) -> ResponseReturnValue:
         """Edit a message in place (`edited_at` set; the id stays)."""
         message = await services().tree.edit(
-            current_user().id, _ref(kind, owner_id), _canonical(message_id), data.content
+            current_user().id, _ref(kind, owner), _canonical(message_id), data.content
         )
         return message_view(message)
 
     @bp.delete(f"{prefix}/messages/<message_id>", endpoint=f"{name}delete")
     @authenticated
-    async def delete(owner_id: str, message_id: str) -> ResponseReturnValue:
+    async def delete(message_id: str, **owner: str) -> ResponseReturnValue:
         """Delete the message and all its descendants (204).
 
         If it was on the active path, the path continues through its parent's
         most recently active remaining child, or ends at the parent.
         """
-        await services().tree.delete(
-            current_user().id, _ref(kind, owner_id), _canonical(message_id)
-        )
+        await services().tree.delete(current_user().id, _ref(kind, owner), _canonical(message_id))
         return no_content()
 
     @bp.get(f"{prefix}/export", endpoint=f"{name}export")
     @authenticated
     @validate_querystring(ExportQuery)
     @document_response(ConversationExport)
-    async def export(owner_id: str, query_args: ExportQuery) -> ResponseReturnValue:
+    async def export(query_args: ExportQuery, **owner: str) -> ResponseReturnValue:
         """`format=fastnpc` (default): the whole tree as JSON; `format=jsonl`: the active
         path as SillyTavern chat JSONL (a header line, then `name`, `is_user`, `mes`,
         `send_date` per message)."""
         exported = await services().tree.export(
-            current_user().id, _ref(kind, owner_id), query_args.format
+            current_user().id, _ref(kind, owner), query_args.format
         )
         if exported.text is not None:
             return Response(exported.text, content_type=f"{exported.media_type}; charset=utf-8")
@@ -92,7 +92,7 @@ def _register(kind: ConversationKind, prefix: str) -> None:
     @bp.post(f"{prefix}/import", endpoint=f"{name}import")
     @authenticated
     @document_response(MessagePage)
-    async def import_(owner_id: str) -> ResponseReturnValue:
+    async def import_(**owner: str) -> ResponseReturnValue:
         """Import an export into an EMPTY conversation (else 409 `conflict`).
 
         Body: the `fastnpc` document (`application/json`) or SillyTavern JSONL
@@ -103,7 +103,7 @@ def _register(kind: ConversationKind, prefix: str) -> None:
         assert isinstance(body, bytes)
         page = await services().tree.import_(
             current_user().id,
-            _ref(kind, owner_id),
+            _ref(kind, owner),
             body,
             request.headers.get("Content-Type", ""),
         )

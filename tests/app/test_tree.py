@@ -348,3 +348,16 @@ async def test_invalid_import_is_400_and_stores_nothing(live: Live, kind: str) -
     r = await conv.call("POST", "/import", json=tree(user))
     assert r.status_code == 200, r.text
     assert await conv.path() == ["hi"]
+
+
+async def test_openapi_lists_tree_routes_and_fields(live: Live) -> None:
+    r = await live.client.get("/openapi.json")
+    assert r.status_code == 200
+    spec = r.json()
+    for prefix in ("/api/characters/{character_id}/chat", "/api/groups/{group_id}"):
+        assert "post" in spec["paths"][f"{prefix}/messages/{{message_id}}/select"]
+        assert {"patch", "delete"} <= set(spec["paths"][f"{prefix}/messages/{{message_id}}"])
+        assert "get" in spec["paths"][f"{prefix}/export"]
+        assert "post" in spec["paths"][f"{prefix}/import"]
+    fields = spec["components"]["schemas"]["MessageOut"]["properties"]
+    assert {"parent_id", "sibling_index", "sibling_count", "edited_at", "model"} <= set(fields)
