@@ -8,7 +8,10 @@ API (median of ``--repeat`` runs, in milliseconds):
 * ``page_last``: ``list_messages(limit=50)`` (the last page of the active path);
 * ``page_deep``: a page ``before`` a message deep in the active path;
 * ``select``: ``tree.select_message`` of the first message (promote + walk down);
-* ``count_uncompressed``: the memory trigger's count (a full walk of the active path).
+* ``count_uncompressed``: the memory trigger's count with nothing compressed (a walk of the
+  whole active path: the worst case), and ``count_compressed_prefix`` once all but the
+  newest 40 messages of the path are compressed (the steady state: the walk stops at
+  the compressed prefix).
 
     .venv/bin/python bench/tree_bench.py                        # SQLite (+ PostgreSQL if
     .venv/bin/python bench/tree_bench.py --postgres URL         #  FASTNPC_TEST_POSTGRES_URL)
@@ -28,9 +31,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import trio
+from sqlalchemy import Connection, update
 
 from bench.storage_bench import temp_url
 from storage import Database, characters, conversations, messages, open_database, tree, users
+from storage.schema import messages as messages_table
 from storage.tree import NewMessage
 
 MESSAGES = 10_000
@@ -101,11 +106,22 @@ async def measure(db: Database, conversation_id: int, repeat: int) -> dict[str, 
         repeat, lambda: db.read(messages.count_uncompressed, conversation_id)
     )
 
+    def compress_prefix(conn: Connection) -> None:
+        conn.execute(
+            update(messages_table)
+            .where(messages_table.c.id.in_([m.id for m in path[:-40]]))
+            .values(compressed=True)
+        )
+
     async def select_first_then_back() -> None:
         await db.write(tree.select_message, conversation_id, first)
         await db.write(tree.select_message, conversation_id, leaf)
 
     figures["select_first_and_back"] = await median_ms(max(3, repeat // 5), select_first_then_back)
+    await db.write(compress_prefix)
+    figures["count_compressed_prefix"] = await median_ms(
+        repeat, lambda: db.read(messages.count_uncompressed, conversation_id)
+    )
     return figures
 
 
@@ -144,6 +160,7 @@ async def main() -> None:
         "page_last",
         "page_deep",
         "count_uncompressed",
+        "count_compressed_prefix",
         "select_first_and_back",
     ]
     print("\n| " + " | ".join(columns) + " |")

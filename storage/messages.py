@@ -142,19 +142,24 @@ def message_in_conversation(conn: Connection, conversation_id: int, message_id: 
 
 
 def _uncompressed_suffix(
-    conn: Connection, conversation_id: int, *, limit: int | None = None
+    conn: Connection,
+    conversation_id: int,
+    *,
+    limit: int | None = None,
+    upto: int | None = None,
 ) -> list[Message]:
     """The active path's uncompressed messages, oldest first (the newest ``limit`` of them).
 
     Compressed messages form a prefix of the active path (compression takes the
     oldest uncompressed ones; ``memories.invalidate_stale`` keeps it so after a
     tree change), so the walk stops at the first compressed message: its cost is
-    the uncompressed part, not the conversation's length.
+    the uncompressed part, not the conversation's length. ``upto``: walk from that
+    message instead of the active leaf.
     """
     return tree.path_messages(
         conn,
         conversation_id,
-        tree.active_leaf(conn, conversation_id),
+        tree.active_leaf(conn, conversation_id) if upto is None else upto,
         halt=_compressed,
         extra=messages.c.compressed.is_(False),
         limit=limit,
@@ -165,9 +170,16 @@ def _compressed(table: NamedFromClause) -> ColumnElement[bool]:
     return table.c.compressed.is_(True)
 
 
-def recent_uncompressed(conn: Connection, conversation_id: int, *, limit: int) -> list[Message]:
-    """The newest ``limit`` uncompressed messages of the active path, oldest first."""
-    return _uncompressed_suffix(conn, conversation_id, limit=limit)
+def recent_uncompressed(
+    conn: Connection, conversation_id: int, *, limit: int, upto: int | None = None
+) -> list[Message]:
+    """The newest ``limit`` uncompressed messages of the active path, oldest first.
+
+    ``upto``: the path from the root to that message instead (e.g. the prompt of
+    a regenerated reply: the path up to the old reply's parent); a message of
+    another conversation gives an empty list.
+    """
+    return _uncompressed_suffix(conn, conversation_id, limit=limit, upto=upto)
 
 
 def active_path(conn: Connection, conversation_id: int) -> list[Message]:

@@ -44,6 +44,8 @@ async def test_appends_chain_and_alternatives_are_siblings(db: Database) -> None
     assert [(m.sibling_index, m.sibling_count) for m in page.items][-1] == (2, 3)
     last = await db.read(messages.last_assistant_message, conv.id)
     assert last is not None and last.id == alt2.id
+    upto = await db.read(messages.recent_uncompressed, conv.id, limit=2, upto=sent[1].id)
+    assert [m.content for m in upto] == ["m0", "m1"]
 
     leaf = await db.write(tree.select_message, conv.id, sent[3].id)
     assert leaf == sent[3].id
