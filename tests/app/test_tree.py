@@ -361,3 +361,25 @@ async def test_openapi_lists_tree_routes_and_fields(live: Live) -> None:
         assert "post" in spec["paths"][f"{prefix}/import"]
     fields = spec["components"]["schemas"]["MessageOut"]["properties"]
     assert {"parent_id", "sibling_index", "sibling_count", "edited_at", "model"} <= set(fields)
+
+
+async def test_group_turn_replies_chain_in_stored_order(live: Live) -> None:
+    alice = await live.register()
+    members = [await alice.character("Mira"), await alice.character("Bram")]
+    r = await alice.request(
+        "POST",
+        "/api/groups",
+        json={"name": "g", "character_ids": [m["id"] for m in members], "strategy": "all"},
+    )
+    group = r.json()
+    r = await alice.request(
+        "POST", f"/api/groups/{group['id']}/messages", json={"content": "hello both"}
+    )
+    assert r.status_code == 200, r.text
+    turn = r.json()
+    r = await alice.request("GET", f"/api/groups/{group['id']}/messages")
+    items = r.json()["items"]
+    assert [m["id"] for m in items][0] == turn["user_message"]["id"]
+    assert len(items) == 3 and {m["id"] for m in items[1:]} == {m["id"] for m in turn["replies"]}
+    assert [m["parent_id"] for m in items] == [None, items[0]["id"], items[1]["id"]]
+    assert all(m["sibling_count"] == 1 for m in items)

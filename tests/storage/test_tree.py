@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+import trio
 
-from storage import Database, memories, messages, tree
+from storage import Database, memories, messages, open_database, tree
 from storage.records import Message
 
 from .helpers import make_direct
@@ -203,3 +204,21 @@ async def test_invalidation_keeps_compressed_messages_a_prefix(db: Database) -> 
     await db.write(messages.add_message, conv.id, "assistant", "alt", parent_id=sent[2].id)
     assert await db.read(memories.list_memories, conv.id) == []
     assert await db.read(messages.count_uncompressed, conv.id) == 4  # m0, m1, m2, alt
+
+
+async def test_concurrent_appends_chain_into_one_path(db: Database) -> None:
+    """Appends racing on two engines (two processes) never fork the tree."""
+    _, _, conv = await make_direct(db)
+    async with open_database(db.url, migrate=False) as second:
+
+        async def writer(target: Database, n: int) -> None:
+            for i in range(3):
+                await target.write(messages.add_message, conv.id, "user", f"w{n}-{i}")
+
+        async with trio.open_nursery() as nursery:
+            for n in range(20):
+                nursery.start_soon(writer, db if n % 2 else second, n)
+    path = await db.read(messages.active_path, conv.id)
+    assert len(path) == 60
+    assert [m.parent_id for m in path] == [None] + [m.id for m in path[:-1]]
+    assert all(m.sibling_count == 1 for m in path)
