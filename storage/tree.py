@@ -258,6 +258,16 @@ def hydrate(conn: Connection, found: Sequence[Row[Any]]) -> list[Message]:
     return result
 
 
+def children(
+    conn: Connection, conversation_id: int, parent_id: int | None, *, role: str | None = None
+) -> list[Message]:
+    """The children of ``parent_id`` (None: the roots), in creation order, optionally one role."""
+    query = select(messages).where(sibling_filter(conversation_id, parent_id))
+    if role is not None:
+        query = query.where(messages.c.role == role)
+    return hydrate(conn, conn.execute(query.order_by(messages.c.id)).all())
+
+
 def get_in_conversation(conn: Connection, conversation_id: int, message_id: int) -> Message | None:
     """The message if it belongs to the conversation, else None."""
     row = conn.execute(

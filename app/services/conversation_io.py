@@ -7,7 +7,8 @@ stored, and raises ``InvalidRequest`` (400) with the reason.
   [Message...], "active_leaf_id"}``; every message of the tree, parents before
   children (the export's id order).
 * ``jsonl``: SillyTavern's chat file for the active path: a header line, then one
-  line per message with ``name``, ``is_user``, ``mes`` and ``send_date``.
+  line per message with ``name``, ``is_user``, ``mes`` and ``send_date``; a reply's
+  alternatives travel as SillyTavern's ``swipes``/``swipe_id`` (imported as siblings).
 """
 
 from __future__ import annotations
@@ -63,8 +64,18 @@ def export_tree(tree: Sequence[Message], active_leaf_id: int | None) -> dict[str
     }
 
 
-def export_jsonl(path: Sequence[Message], speakers: Speakers, created_at: datetime) -> str:
-    """The active path as SillyTavern chat JSONL (header line first; one line each)."""
+def export_jsonl(
+    path: Sequence[Message],
+    speakers: Speakers,
+    created_at: datetime,
+    alternatives: Mapping[int, Sequence[Message]] | None = None,
+) -> str:
+    """The active path as SillyTavern chat JSONL (header line first; one line each).
+
+    ``alternatives`` maps a path message's id to all its assistant siblings
+    (itself included, in creation order): they become SillyTavern's ``swipes``
+    with ``swipe_id`` the path message's position.
+    """
     header = {
         "user_name": speakers.user_name,
         "character_name": speakers.title,
@@ -77,16 +88,19 @@ def export_jsonl(path: Sequence[Message], speakers: Speakers, created_at: dateti
         name = speakers.user_name
         if not is_user:
             name = speakers.members.get(message.character_id or -1, speakers.title)
-        lines.append(
-            {
-                "name": name,
-                "is_user": is_user,
-                "is_system": False,
-                "send_date": iso(message.created_at),
-                "mes": message.content,
-                "extra": {},
-            }
-        )
+        line: dict[str, Any] = {
+            "name": name,
+            "is_user": is_user,
+            "is_system": False,
+            "send_date": iso(message.created_at),
+            "mes": message.content,
+            "extra": {},
+        }
+        swipes = (alternatives or {}).get(message.id, [])
+        if not is_user and len(swipes) > 1:
+            line["swipes"] = [m.content for m in swipes]
+            line["swipe_id"] = [m.id for m in swipes].index(message.id)
+        lines.append(line)
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
 
@@ -162,6 +176,7 @@ def parse_jsonl(body: bytes, speakers: Speakers, *, now: datetime) -> ParsedTree
     if not isinstance(header, dict) or "mes" in header:
         raise _invalid("line 1 must be the chat header object")
     items: list[NewMessage] = []
+    active: int | None = None
     for number, line in enumerate(lines[1:], start=2):
         where = f"line {number}"
         raw = _json(line.encode(), where=where)
@@ -174,17 +189,40 @@ def parse_jsonl(body: bytes, speakers: Speakers, *, now: datetime) -> ParsedTree
         if not isinstance(name, str):
             raise _invalid(f"{where}: `name` must be a string")
         role: MessageRole = "user" if is_user else "assistant"
-        items.append(
-            NewMessage(
-                role=role,
-                content=_content(raw.get("mes"), f"{where}: `mes`"),
-                status="complete",
-                parent=len(items) - 1 if items else None,
-                character_id=None if is_user else _speaker_by_name(name, speakers, where),
-                created_at=_send_date(raw.get("send_date"), where, default=now),
+        content = _content(raw.get("mes"), f"{where}: `mes`")
+        texts, chosen = [content], 0
+        if not is_user and "swipes" in raw:
+            texts, chosen = _swipes(raw, content, where)
+        parent = active
+        for position, text in enumerate(texts):  # alternatives (swipes) are siblings
+            items.append(
+                NewMessage(
+                    role=role,
+                    content=text,
+                    status="complete",
+                    parent=parent,
+                    character_id=None if is_user else _speaker_by_name(name, speakers, where),
+                    created_at=_send_date(raw.get("send_date"), where, default=now),
+                )
             )
-        )
-    return ParsedTree(items, len(items) - 1 if items else None)
+            if position == chosen:
+                active = len(items) - 1
+    return ParsedTree(items, active)
+
+
+def _swipes(raw: Mapping[str, Any], content: str, where: str) -> tuple[list[str], int]:
+    """SillyTavern's alternatives of a reply: the texts and the index of the one shown."""
+    swipes = raw.get("swipes")
+    if not isinstance(swipes, list) or not all(isinstance(t, str) for t in swipes):
+        raise _invalid(f"{where}: `swipes` must be a list of strings")
+    if not swipes:
+        return [content], 0
+    chosen = raw.get("swipe_id", 0)
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or not 0 <= chosen < len(swipes):
+        raise _invalid(f"{where}: `swipe_id` must index `swipes`")
+    texts = [_content(t, f"{where}: `swipes`") for t in swipes]
+    texts[chosen] = content  # `mes` is the text shown
+    return texts, chosen
 
 
 def _json(body: bytes, *, where: str = "the body") -> Any:

@@ -125,7 +125,14 @@ class ConversationTreeService:
             cid = target.conversation_id
             if fmt == "jsonl":
                 path = [] if cid is None else message_store.active_path(conn, cid)
-                text = export_jsonl(path, target.speakers, target.created_at)
+                alternatives = {
+                    m.id: tree_store.children(
+                        conn, m.conversation_id, m.parent_id, role="assistant"
+                    )
+                    for m in path
+                    if m.role == "assistant" and m.sibling_count > 1
+                }
+                text = export_jsonl(path, target.speakers, target.created_at, alternatives)
                 return Export("application/jsonl", text=text)
             everything = [] if cid is None else tree_store.all_messages(conn, cid)
             leaf = None if cid is None else tree_store.active_leaf(conn, cid)

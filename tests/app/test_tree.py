@@ -271,8 +271,15 @@ async def test_export_import_round_trip(live: Live, kind: str) -> None:
     assert r.status_code == 200, r.text
     assert await third.path() == ["m0", "edited ✓", "m2", "m3"]
     page = (await third.call("GET", "/messages")).json()["items"]
-    assert all(m["sibling_count"] == 1 for m in page)
+    assert [m["sibling_count"] for m in page] == [1, 1, 1, 2]
     assert [m["character_id"] is None for m in page] == [True, False, True, False]
+    # the reply's alternative travelled as SillyTavern swipes and came back as a sibling
+    assert (lines[4]["swipes"], lines[4]["swipe_id"]) == (["m3", "alt"], 0)
+    assert "swipes" not in lines[2]
+    root = (await third.call("GET", "/export")).json()["messages"]
+    alternative = next(m for m in root if m["content"] == "alt")
+    r = await third.call("POST", f"/messages/{alternative['id']}/select")
+    assert [m["content"] for m in r.json()["items"]] == ["m0", "edited ✓", "m2", "alt"]
 
 
 async def _members(live: Live, conv: Conv) -> list[int]:
@@ -330,6 +337,12 @@ async def test_invalid_import_is_400_and_stores_nothing(live: Live, kind: str) -
         header + "\n" + json.dumps({"name": "u", "is_user": "yes", "mes": "x"}),
         header + "\n{not json",
         header + "\n" + json.dumps({"is_user": True, "mes": "no name"}),
+    ]
+    reply_line = {"name": "c", "is_user": False, "mes": "x"}
+    bad_jsonl += [
+        header + "\n" + json.dumps({**reply_line, "swipes": "x"}),
+        header + "\n" + json.dumps({**reply_line, "swipes": ["x", 3]}),
+        header + "\n" + json.dumps({**reply_line, "swipes": ["x", "y"], "swipe_id": 2}),
     ]
     if kind == "group":
         bad_jsonl.append(
