@@ -7,9 +7,10 @@ child's id is greater than its parent's. See ``storage.tree`` for the tree itsel
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import NamedFromClause
 
@@ -161,13 +162,25 @@ def _uncompressed_suffix(
         conversation_id,
         tree.active_leaf(conn, conversation_id) if upto is None else upto,
         halt=_compressed,
-        extra=messages.c.compressed.is_(False),
+        keep=_uncompressed,
         limit=limit,
     )
 
 
 def _compressed(table: NamedFromClause) -> ColumnElement[bool]:
     return table.c.compressed.is_(True)
+
+
+def _uncompressed(table: NamedFromClause) -> ColumnElement[bool]:
+    return table.c.compressed.is_(False)
+
+
+def _assistant(table: NamedFromClause) -> ColumnElement[bool]:
+    return table.c.role == "assistant"
+
+
+def _character_reply(table: NamedFromClause) -> ColumnElement[bool]:
+    return (table.c.role == "assistant") & table.c.character_id.is_not(None)
 
 
 def recent_uncompressed(
@@ -192,14 +205,19 @@ def count_uncompressed(conn: Connection, conversation_id: int) -> int:
     leaf = tree.active_leaf(conn, conversation_id)
     if leaf is None:
         return 0
-    up = tree.walk_up(conversation_id, leaf, halt=_compressed)
-    counted = conn.execute(
+    walk = tree.walk_up(conversation_id, leaf, halt=_compressed)
+    return int(conn.execute(_count_statement(), walk.params).scalar_one())
+
+
+@lru_cache(maxsize=1)
+def _count_statement() -> Select[Any]:
+    up = tree.walk_up(0, 0, halt=_compressed).cte
+    return (
         select(func.count())
         .select_from(up)
         .join(messages, messages.c.id == up.c.id)
         .where(messages.c.compressed.is_(False))
-    ).scalar_one()
-    return int(counted)
+    )
 
 
 def oldest_uncompressed(
@@ -222,8 +240,8 @@ def last_assistant_message(conn: Connection, conversation_id: int) -> Message | 
         conn,
         conversation_id,
         tree.active_leaf(conn, conversation_id),
-        halt=lambda m: m.c.role == "assistant",
-        extra=messages.c.role == "assistant",
+        halt=_assistant,
+        keep=_assistant,
     )
     return found[-1] if found else None
 
@@ -247,7 +265,7 @@ def last_speaker_in_group(conn: Connection, conversation_id: int) -> int | None:
         conn,
         conversation_id,
         tree.active_leaf(conn, conversation_id),
-        halt=lambda m: (m.c.role == "assistant") & m.c.character_id.is_not(None),
-        extra=(messages.c.role == "assistant") & messages.c.character_id.is_not(None),
+        halt=_character_reply,
+        keep=_character_reply,
     )
     return found[-1].character_id if found else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -26,7 +27,9 @@ from sqlalchemy import (
     Connection,
     Integer,
     Row,
+    Select,
     and_,
+    bindparam,
     delete,
     false,
     func,
@@ -93,18 +96,39 @@ def set_active_leaf(conn: Connection, conversation_id: int, leaf_id: int | None)
 # ---- walks
 
 
+@dataclass(frozen=True, slots=True)
+class Walk:
+    """A walk up the tree: a recursive CTE ``(id, parent_id, n, halt)`` and its parameters.
+
+    Row ``n=1`` is the start, ``n=2`` its parent, and so on. The CTE is built once per
+    ``halt`` (bound parameters carry the values), so SQLAlchemy's compiled cache applies.
+    """
+
+    cte: CTE
+    params: dict[str, int]
+
+
 def walk_up(
     conversation_id: int,
     start_id: int,
     *,
     max_steps: int = UNBOUNDED,
     halt: Halt | None = None,
-) -> CTE:
-    """A recursive CTE ``(id, parent_id, n)``: ``start_id`` (n=1), its parent (n=2), …
+) -> Walk:
+    """Walk from ``start_id`` towards the root.
 
     Stops after ``max_steps`` rows, at the root, or after the first row for which
-    ``halt(messages alias)`` is true (that row included).
+    ``halt(messages alias)`` is true (that row included). ``halt`` must be a
+    module-level function (it keys a cache).
     """
+    return Walk(
+        _walk_up_cte(halt),
+        {"walk_start": start_id, "walk_conversation": conversation_id, "walk_steps": max_steps},
+    )
+
+
+@lru_cache(maxsize=32)
+def _walk_up_cte(halt: Halt | None) -> CTE:
     first = messages.alias("w0")
     first_halt = halt(first) if halt is not None else false()
     anchor = select(
@@ -112,7 +136,10 @@ def walk_up(
         first.c.parent_id,
         literal(1, Integer).label("n"),
         first_halt.label("halt"),
-    ).where(first.c.id == start_id, first.c.conversation_id == conversation_id)
+    ).where(
+        first.c.id == bindparam("walk_start", type_=Integer),
+        first.c.conversation_id == bindparam("walk_conversation", type_=Integer),
+    )
     up = anchor.cte("walk_up", recursive=True)
     step_table = messages.alias("w1")
     step_halt = halt(step_table) if halt is not None else false()
@@ -121,7 +148,11 @@ def walk_up(
         step_table.c.parent_id,
         (up.c.n + 1).label("n"),
         step_halt.label("halt"),
-    ).where(step_table.c.id == up.c.parent_id, up.c.n < max_steps, up.c.halt.is_(False))
+    ).where(
+        step_table.c.id == up.c.parent_id,
+        up.c.n < bindparam("walk_steps", type_=Integer),
+        up.c.halt.is_(False),
+    )
     return up.union_all(step)
 
 
@@ -132,25 +163,35 @@ def path_messages(
     *,
     max_steps: int = UNBOUNDED,
     halt: Halt | None = None,
-    extra: ColumnElement[bool] | None = None,
+    keep: Halt | None = None,
     limit: int | None = None,
 ) -> list[Message]:
     """Messages from ``start_id`` up towards the root (see ``walk_up``), oldest first.
 
-    ``extra`` filters the rows walked (e.g. only uncompressed ones) and ``limit``
-    keeps the newest that many of those. Sibling positions are filled in.
+    ``keep(messages)`` filters the rows walked (e.g. only uncompressed ones) and
+    ``limit`` keeps the newest that many of those. Sibling positions are filled
+    in. ``halt`` and ``keep`` must be module-level functions (they key a cache).
     """
     if start_id is None:
         return []
-    up = walk_up(conversation_id, start_id, max_steps=max_steps, halt=halt)
-    query = select(messages).join_from(up, messages, messages.c.id == up.c.id)
-    if extra is not None:
-        query = query.where(extra)
-    query = query.order_by(up.c.n)
+    walk = walk_up(conversation_id, start_id, max_steps=max_steps, halt=halt)
+    params: dict[str, int] = dict(walk.params)
     if limit is not None:
-        query = query.limit(limit)
-    found = conn.execute(query).all()
+        params["walk_limit"] = limit
+    found = conn.execute(_path_statement(halt, keep, limit is not None), params).all()
     return hydrate(conn, list(reversed(found)))
+
+
+@lru_cache(maxsize=64)
+def _path_statement(halt: Halt | None, keep: Halt | None, limited: bool) -> Select[Any]:
+    up = _walk_up_cte(halt)
+    query = select(messages).join_from(up, messages, messages.c.id == up.c.id)
+    if keep is not None:
+        query = query.where(keep(messages))
+    query = query.order_by(up.c.n)
+    if limited:
+        query = query.limit(bindparam("walk_limit", type_=Integer))
+    return query
 
 
 def active_path_ids(conn: Connection, conversation_id: int) -> list[int]:
@@ -158,26 +199,10 @@ def active_path_ids(conn: Connection, conversation_id: int) -> list[int]:
     leaf = active_leaf(conn, conversation_id)
     if leaf is None:
         return []
-    up = walk_up(conversation_id, leaf)
-    ids = conn.execute(select(up.c.id).order_by(up.c.n.desc())).scalars().all()
+    walk = walk_up(conversation_id, leaf)
+    up = walk.cte
+    ids = conn.execute(select(up.c.id).order_by(up.c.n.desc()), walk.params).scalars().all()
     return list(ids)
-
-
-def ancestor_ids(conn: Connection, conversation_id: int, message_id: int) -> list[int]:
-    """``message_id`` and its ancestors, root first."""
-    up = walk_up(conversation_id, message_id)
-    return list(conn.execute(select(up.c.id).order_by(up.c.n.desc())).scalars().all())
-
-
-def is_on_path(conn: Connection, conversation_id: int, message_id: int) -> bool:
-    """Whether the message is on the active path (walks up from the leaf to its depth)."""
-    leaf = active_leaf(conn, conversation_id)
-    if leaf is None:
-        return False
-    # ids grow from parent to child: stop as soon as the walk passes below message_id
-    up = walk_up(conversation_id, leaf, halt=lambda m: m.c.id <= message_id)
-    found = conn.execute(select(up.c.id).where(up.c.id == message_id)).first()
-    return found is not None
 
 
 def walk_down(conn: Connection, message_id: int) -> int:
@@ -223,24 +248,16 @@ def hydrate(conn: Connection, found: Sequence[Row[Any]]) -> list[Message]:
     """Records for ``found`` rows with ``sibling_index``/``sibling_count`` filled in."""
     if not found:
         return []
-    parents = {r.parent_id for r in found if r.parent_id is not None}
-    root_conversations = {r.conversation_id for r in found if r.parent_id is None}
-    conditions: list[ColumnElement[bool]] = []
+    parents = sorted({r.parent_id for r in found if r.parent_id is not None})
+    root_conversations = sorted({r.conversation_id for r in found if r.parent_id is None})
+    params: dict[str, list[int]] = {}
     if parents:
-        conditions.append(messages.c.parent_id.in_(sorted(parents)))
+        params["sibling_parents"] = parents
     if root_conversations:
-        conditions.append(
-            and_(
-                messages.c.conversation_id.in_(sorted(root_conversations)),
-                messages.c.parent_id.is_(None),
-            )
-        )
+        params["sibling_roots"] = root_conversations
     groups: dict[tuple[int, int | None], list[int]] = {}
-    for sibling in conn.execute(
-        select(messages.c.id, messages.c.parent_id, messages.c.conversation_id).where(
-            or_(*conditions)
-        )
-    ):
+    statement = _siblings_statement(bool(parents), bool(root_conversations))
+    for sibling in conn.execute(statement, params):
         key = (sibling.conversation_id if sibling.parent_id is None else 0, sibling.parent_id)
         groups.setdefault(key, []).append(sibling.id)
     result = []
@@ -256,6 +273,23 @@ def hydrate(conn: Connection, found: Sequence[Row[Any]]) -> list[Message]:
             )
         )
     return result
+
+
+@lru_cache(maxsize=4)
+def _siblings_statement(with_parents: bool, with_roots: bool) -> Select[Any]:
+    conditions: list[ColumnElement[bool]] = []
+    if with_parents:
+        conditions.append(messages.c.parent_id.in_(bindparam("sibling_parents", expanding=True)))
+    if with_roots:
+        conditions.append(
+            and_(
+                messages.c.conversation_id.in_(bindparam("sibling_roots", expanding=True)),
+                messages.c.parent_id.is_(None),
+            )
+        )
+    return select(messages.c.id, messages.c.parent_id, messages.c.conversation_id).where(
+        or_(*conditions)
+    )
 
 
 def children(
@@ -287,7 +321,8 @@ def promote(conn: Connection, conversation_id: int, message_id: int) -> None:
     One walk up; each ancestor compares with its siblings through the
     ``(parent_id, active_rank)`` index (the root with the other roots).
     """
-    up = walk_up(conversation_id, message_id)
+    walk = walk_up(conversation_id, message_id)
+    up = walk.cte
     target = messages.alias("p0")
     sibling = messages.alias("p1")
     top_of_others = (
@@ -298,13 +333,15 @@ def promote(conn: Connection, conversation_id: int, message_id: int) -> None:
     behind = conn.execute(
         select(target.c.id, top_of_others.label("top"))
         .join_from(up, target, target.c.id == up.c.id)
-        .where(target.c.parent_id.is_not(None), top_of_others >= target.c.active_rank)
+        .where(target.c.parent_id.is_not(None), top_of_others >= target.c.active_rank),
+        walk.params,
     ).all()
     raised = [(row.id, int(row.top) + 1) for row in behind]
     root = conn.execute(
         select(target.c.id, target.c.active_rank)
         .join_from(up, target, target.c.id == up.c.id)
-        .where(target.c.parent_id.is_(None))
+        .where(target.c.parent_id.is_(None)),
+        walk.params,
     ).first()
     if root is not None:
         top_root = conn.execute(
