@@ -8,6 +8,7 @@
     ├── Forbidden               403 forbidden / account_disabled
     ├── NotFound                404 not_found
     ├── Conflict                409 conflict / username_taken / generation_in_progress
+    │   └── GenerationInProgress  409 generation_in_progress
     └── ServiceUnavailable      503 overloaded / llm_unavailable / storage_unavailable
 LLM errors (`llm.LLMError`) and storage errors are translated in `app.http_errors` too.
 """
@@ -70,6 +71,13 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     status = 409
     code = "conflict"
+
+
+class GenerationInProgress(Conflict):
+    """409 ``generation_in_progress``; the code is the class's own, so it survives being
+    re-raised as a copy (``storage.group_commit`` copies errors raised in a write)."""
+
+    code = "generation_in_progress"
 
 
 class PayloadTooLarge(ApiError):

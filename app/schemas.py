@@ -105,6 +105,14 @@ class ChatIn(_In):
     content: str = Field(min_length=1, max_length=8_000)
 
 
+class MessagePatch(_In):
+    content: str = Field(min_length=1, max_length=8_000)
+
+
+class ExportQuery(BaseModel):
+    format: Literal["fastnpc", "jsonl"] = "fastnpc"
+
+
 class HistoryQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=200)
     before: str | None = None
@@ -197,6 +205,13 @@ class MessageOut(BaseModel):
     character_id: str | None
     status: Literal["complete", "interrupted", "error"]
     created_at: str
+    parent_id: str | None = Field(default=None, description="None for a root of the tree")
+    sibling_index: int = Field(
+        default=0, ge=0, description="0-based position among the messages sharing its parent"
+    )
+    sibling_count: int = Field(default=1, ge=1)
+    edited_at: str | None = None
+    model: str | None = Field(default=None, description="assistant messages: the model")
 
 
 class ChatOut(BaseModel):
@@ -207,6 +222,13 @@ class ChatOut(BaseModel):
 class MessagePage(BaseModel):
     items: list[MessageOut]
     next_before: str | None
+
+
+class ConversationExport(BaseModel):
+    format: Literal["fastnpc-conversation"]
+    version: Literal[1]
+    messages: list[MessageOut]
+    active_leaf_id: str | None
 
 
 class MemoryOut(BaseModel):

@@ -72,6 +72,11 @@ def message_view(message: Message) -> dict[str, Any]:
         "status": status,
         "compressed": message.compressed,
         "created_at": iso(message.created_at),
+        "parent_id": None if message.parent_id is None else str(message.parent_id),
+        "sibling_index": message.sibling_index,
+        "sibling_count": message.sibling_count,
+        "edited_at": None if message.edited_at is None else iso(message.edited_at),
+        "model": message.model if message.role == "assistant" else None,
     }
 
 

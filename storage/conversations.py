@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, update
 
 from . import rows
 from .inserts import insert_or_ignore
@@ -47,3 +47,8 @@ def clear_conversation(conn: Connection, conversation_id: int) -> None:
     """Delete the conversation's messages and memories (the conversation stays)."""
     conn.execute(delete(memories).where(memories.c.conversation_id == conversation_id))
     conn.execute(delete(messages).where(messages.c.conversation_id == conversation_id))
+    conn.execute(
+        update(conversations)
+        .where(conversations.c.id == conversation_id)
+        .values(active_leaf_id=None)
+    )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import Connection, case, delete, select, update
 
-from . import rows
+from . import rows, tree
 from .records import Memory
-from .schema import memories, messages
+from .schema import memories, memory_messages, messages
 
 
 def list_memories(
@@ -42,30 +42,43 @@ def apply_compression(
     *,
     upto_message_id: int,
     summaries: Mapping[int | None, Sequence[tuple[str, int]]],
+    message_ids: Sequence[int] | None = None,
 ) -> int:
     """Mark messages compressed and store their summaries, atomically.
 
-    Marks only messages of the conversation with ``id <= upto_message_id``
-    that are not compressed yet, so a message inserted while the summary was
-    being written is never marked. ``summaries`` maps a character id (None for
-    a direct conversation) to ``(content, importance)`` pairs, stored as
-    short_term memories. Returns the number of messages marked; when that is 0
-    (another run already compressed them) no memories are stored, so a retried
-    or duplicated job cannot double-count.
+    Marks the messages summarised: ``message_ids`` when given (what
+    ``messages.oldest_uncompressed`` returned), else the active path's messages
+    with ``id <= upto_message_id``; in both cases only those still in the
+    conversation and not compressed yet, so a message inserted while the
+    summary was being written is never marked. ``summaries`` maps a character
+    id (None for a direct conversation) to ``(content, importance)`` pairs,
+    stored as short_term memories, each recording the messages it summarises.
+    Returns the number of messages marked; when that is 0 (another run already
+    compressed them) no memories are stored, so a retried or duplicated job
+    cannot double-count.
     """
-    marked = conn.execute(
-        update(messages)
-        .where(
-            messages.c.conversation_id == conversation_id,
-            messages.c.id <= upto_message_id,
-            messages.c.compressed.is_(False),
-        )
-        .values(compressed=True)
-    ).rowcount
-    if marked == 0:
+    if message_ids is None:
+        candidates = [
+            i for i in tree.active_path_ids(conn, conversation_id) if i <= upto_message_id
+        ]
+    else:
+        candidates = [i for i in message_ids if i <= upto_message_id]
+    marked_ids = list(
+        conn.execute(
+            update(messages)
+            .where(
+                messages.c.conversation_id == conversation_id,
+                messages.c.id.in_(sorted(set(candidates))),
+                messages.c.compressed.is_(False),
+            )
+            .values(compressed=True)
+            .returning(messages.c.id)
+        ).scalars()
+    )
+    if not marked_ids:
         return 0
-    _insert(conn, conversation_id, "short_term", summaries)
-    return marked
+    _insert(conn, conversation_id, "short_term", summaries, marked_ids)
+    return len(marked_ids)
 
 
 def replace_with_long_term(
@@ -78,8 +91,10 @@ def replace_with_long_term(
 ) -> None:
     """Delete the merged memories (``remove_ids``) and insert the long_term ones, atomically.
 
-    Only rows of this conversation and ``character_id`` are deleted.
+    Only rows of this conversation and ``character_id`` are deleted. The long_term
+    memories record every message the merged ones summarised.
     """
+    covered = _covered(conn, remove_ids)
     if remove_ids:
         conn.execute(
             delete(memories).where(
@@ -90,7 +105,7 @@ def replace_with_long_term(
                 memories.c.id.in_(sorted(set(remove_ids))),
             )
         )
-    _insert(conn, conversation_id, "long_term", {character_id: long_term})
+    _insert(conn, conversation_id, "long_term", {character_id: long_term}, covered)
 
 
 def _insert(
@@ -98,17 +113,144 @@ def _insert(
     conversation_id: int,
     kind: str,
     contents: Mapping[int | None, Sequence[tuple[str, int]]],
+    message_ids: Iterable[int],
 ) -> None:
-    values = [
-        {
-            "conversation_id": conversation_id,
-            "character_id": character_id,
-            "kind": kind,
-            "content": content,
-            "importance": importance,
-        }
-        for character_id, items in contents.items()
-        for content, importance in items
-    ]
-    if values:
-        conn.execute(memories.insert(), values)
+    covered = sorted(set(message_ids))
+    for character_id, items in contents.items():
+        for content, importance in items:
+            memory_id = conn.execute(
+                memories.insert()
+                .values(
+                    conversation_id=conversation_id,
+                    character_id=character_id,
+                    kind=kind,
+                    content=content,
+                    importance=importance,
+                )
+                .returning(memories.c.id)
+            ).scalar_one()
+            if covered:
+                conn.execute(
+                    memory_messages.insert(),
+                    [{"memory_id": memory_id, "message_id": m} for m in covered],
+                )
+
+
+def _covered(conn: Connection, memory_ids: Sequence[int]) -> list[int]:
+    if not memory_ids:
+        return []
+    return list(
+        conn.execute(
+            select(memory_messages.c.message_id)
+            .where(memory_messages.c.memory_id.in_(sorted(set(memory_ids))))
+            .distinct()
+        ).scalars()
+    )
+
+
+def summarised_message_ids(conn: Connection, memory_id: int) -> list[int]:
+    """The ids of the messages a memory summarises, ascending (empty: not recorded)."""
+    return sorted(_covered(conn, [memory_id]))
+
+
+# ---- memories and the tree
+
+
+def stale_memory_ids(conn: Connection, conversation_id: int) -> list[int]:
+    """Memories of the conversation that must not be used in prompts, ascending.
+
+    A memory is stale when one of the messages it summarises is no longer on the
+    active path (another branch is active, or it was deleted) or was edited after
+    the memory was made. Memories that record no messages (made before
+    messages were recorded, or written by a user) are never stale.
+    """
+    links = conn.execute(
+        select(
+            memory_messages.c.memory_id,
+            memory_messages.c.message_id,
+            memories.c.created_at,
+            messages.c.id.label("present"),
+            messages.c.edited_at,
+        )
+        .join_from(memory_messages, memories, memories.c.id == memory_messages.c.memory_id)
+        .outerjoin(messages, messages.c.id == memory_messages.c.message_id)
+        .where(memories.c.conversation_id == conversation_id)
+    ).all()
+    if not links:
+        return []
+    on_path = set(tree.active_path_ids(conn, conversation_id))
+    stale = {
+        link.memory_id
+        for link in links
+        if link.present is None
+        or link.message_id not in on_path
+        or (link.edited_at is not None and link.edited_at > link.created_at)
+    }
+    return sorted(stale)
+
+
+def list_valid_memories(
+    conn: Connection,
+    conversation_id: int,
+    *,
+    character_id: int | None = None,
+    all_characters: bool = False,
+) -> list[Memory]:
+    """``list_memories`` without the stale ones: what a prompt may use."""
+    stale = set(stale_memory_ids(conn, conversation_id))
+    found = list_memories(
+        conn, conversation_id, character_id=character_id, all_characters=all_characters
+    )
+    return [m for m in found if m.id not in stale]
+
+
+def invalidate_stale(conn: Connection, conversation_id: int) -> list[int]:
+    """Drop the stale memories so compression rebuilds them; returns the ids dropped.
+
+    Also dropped: every memory covering a message of the active path at or after
+    the first message a stale one covered, so the compressed messages stay a
+    prefix of the active path (``messages.count_uncompressed`` relies on it).
+    The messages the dropped memories summarised that no remaining memory covers
+    are marked uncompressed again: they count as uncompressed history (in prompts
+    and for the compression trigger) until a new memory covers them.
+    """
+    stale = set(stale_memory_ids(conn, conversation_id))
+    if not stale:
+        return []
+    path = tree.active_path_ids(conn, conversation_id)
+    position = {message_id: i for i, message_id in enumerate(path)}
+    released_positions = [position[m] for m in _covered(conn, sorted(stale)) if m in position]
+    if released_positions:
+        later = path[min(released_positions) :]
+        stale.update(
+            conn.execute(
+                select(memory_messages.c.memory_id)
+                .join(memories, memories.c.id == memory_messages.c.memory_id)
+                .where(
+                    memories.c.conversation_id == conversation_id,
+                    memory_messages.c.message_id.in_(later),
+                )
+                .distinct()
+            ).scalars()
+        )
+    dropped = sorted(stale)
+    covered = set(_covered(conn, dropped))
+    conn.execute(delete(memories).where(memories.c.id.in_(dropped)))
+    still_covered = set(
+        conn.execute(
+            select(memory_messages.c.message_id).where(
+                memory_messages.c.message_id.in_(sorted(covered))
+            )
+        ).scalars()
+    )
+    released = sorted(covered - still_covered)
+    if released:
+        conn.execute(
+            update(messages)
+            .where(
+                messages.c.conversation_id == conversation_id,
+                messages.c.id.in_(released),
+            )
+            .values(compressed=False)
+        )
+    return dropped

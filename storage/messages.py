@@ -1,14 +1,24 @@
-"""Messages: ids increase strictly (AUTOINCREMENT / identity), so id order is time order."""
+"""Messages of a conversation's tree; the history and prompt windows follow the active path.
+
+Ids increase strictly (AUTOINCREMENT / identity), so id order is time order and a
+child's id is greater than its parent's. See ``storage.tree`` for the tree itself.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
+from typing import Any, Literal
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, Select, func, select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import NamedFromClause
 
-from . import rows
+from . import memories, tree
 from .records import Message, MessageRole, MessageStatus, Page
 from .schema import messages
+
+ACTIVE_LEAF: Literal["active_leaf"] = "active_leaf"
 
 
 def add_message(
@@ -19,20 +29,49 @@ def add_message(
     *,
     character_id: int | None = None,
     status: MessageStatus = "complete",
+    parent_id: int | None | Literal["active_leaf"] = ACTIVE_LEAF,
+    model: str | None = None,
     created_at: datetime | None = None,
+    edited_at: datetime | None = None,
 ) -> Message:
-    """Append a message to the conversation (`created_at` defaults to now)."""
-    values: dict[str, object] = {
+    """Add a message to the conversation's tree and make it the active leaf.
+
+    By default its parent is the current active leaf (appending to the active
+    path, so concurrent appends chain in stored order). An explicit
+    ``parent_id`` (None: a new root) adds it elsewhere, e.g. as an alternative
+    of an existing message; the new message becomes the last active child of its
+    parent and the whole path up to it is active, and memories made stale by the
+    change are dropped (``memories.invalidate_stale``; the caller schedules the
+    compression check as after any message). Raises ``tree.TreeError`` when
+    ``parent_id`` is not a message of the conversation.
+    """
+    leaf = tree.lock_conversation(conn, conversation_id)
+    explicit = parent_id != ACTIVE_LEAF
+    parent: int | None = leaf if parent_id == ACTIVE_LEAF else parent_id
+    if explicit and parent is not None:
+        if tree.get_in_conversation(conn, conversation_id, parent) is None:
+            raise tree.TreeError(f"message {parent} is not in conversation {conversation_id}")
+    values: dict[str, Any] = {
         "conversation_id": conversation_id,
         "role": role,
         "content": content,
         "character_id": character_id,
         "status": status,
+        "parent_id": parent,
+        "active_rank": tree.next_rank(conn, conversation_id, parent),
+        "model": model,
+        "edited_at": edited_at,
     }
     if created_at is not None:
         values["created_at"] = created_at
     row = conn.execute(messages.insert().values(**values).returning(*messages.c)).one()
-    return rows.message(row)
+    if explicit and parent is not None and parent != leaf:
+        tree.promote(conn, conversation_id, parent)
+    tree.set_active_leaf(conn, conversation_id, row.id)
+    if explicit and parent != leaf:
+        # the active path changed: memories of the path left behind stop counting
+        memories.invalidate_stale(conn, conversation_id)
+    return tree.hydrate(conn, [row])[0]
 
 
 def find_message(
@@ -58,13 +97,13 @@ def find_message(
         )
         .limit(1)
     ).first()
-    return rows.message(row) if row else None
+    return tree.hydrate(conn, [row])[0] if row else None
 
 
 def get_message(conn: Connection, message_id: int) -> Message | None:
     """The message with that id, or None."""
     row = conn.execute(select(messages).where(messages.c.id == message_id)).first()
-    return rows.message(row) if row else None
+    return tree.hydrate(conn, [row])[0] if row else None
 
 
 def update_message(
@@ -73,125 +112,203 @@ def update_message(
     *,
     content: str | None = None,
     status: MessageStatus | None = None,
+    model: str | None = None,
 ) -> Message | None:
-    """Change a message's content and/or status (e.g. finish a ``streaming`` one)."""
+    """Change a message's content, status and/or model (e.g. finish a ``streaming`` one).
+
+    This is the generation's own update: it does not set ``edited_at``
+    (``tree.edit_message`` is a user's edit).
+    """
     values: dict[str, str] = {}
     if content is not None:
         values["content"] = content
     if status is not None:
         values["status"] = status
+    if model is not None:
+        values["model"] = model
     if not values:
         return get_message(conn, message_id)
     row = conn.execute(
         messages.update().where(messages.c.id == message_id).values(**values).returning(*messages.c)
     ).first()
-    return rows.message(row) if row else None
+    return tree.hydrate(conn, [row])[0] if row else None
 
 
 def list_messages(
     conn: Connection, conversation_id: int, *, limit: int, before: int | None
 ) -> Page:
-    """The newest ``limit`` messages with id < ``before`` (exclusive), oldest first.
+    """A page of the active path: the ``limit`` messages above ``before`` (exclusive), oldest
+    first; without ``before``, the last page (ending at the active leaf).
 
-    ``next_before`` is the id of the oldest message in the page when older
-    messages exist, otherwise None.
+    ``before`` may name any message of the conversation (the page is then its
+    ancestors); one that names no message of it gives an empty page
+    (``message_in_conversation`` tells the two apart). ``next_before`` is the
+    id of the oldest message in the page when older messages exist, otherwise
+    None. Cost: ``limit`` steps up the tree, whatever its size.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    query = select(messages).where(messages.c.conversation_id == conversation_id)
-    if before is not None:
-        query = query.where(messages.c.id < before)
-    fetched = conn.execute(query.order_by(messages.c.id.desc()).limit(limit + 1)).all()
-    items = [rows.message(row) for row in reversed(fetched[:limit])]
-    next_before = items[0].id if len(fetched) > limit else None
+    if before is None:
+        start = tree.active_leaf(conn, conversation_id)
+    else:
+        anchor = conn.execute(
+            select(messages.c.parent_id).where(
+                messages.c.id == before, messages.c.conversation_id == conversation_id
+            )
+        ).first()
+        start = None if anchor is None else anchor.parent_id
+    walked = tree.path_messages(conn, conversation_id, start, max_steps=limit + 1)
+    items = walked[-limit:]
+    next_before = items[0].id if len(walked) > limit else None
     return Page(items=items, next_before=next_before)
 
 
-def recent_uncompressed(conn: Connection, conversation_id: int, *, limit: int) -> list[Message]:
-    """The newest ``limit`` uncompressed messages, oldest first."""
-    result = conn.execute(
-        select(messages)
-        .where(messages.c.conversation_id == conversation_id, messages.c.compressed.is_(False))
-        .order_by(messages.c.id.desc())
-        .limit(limit)
-    ).all()
-    return [rows.message(row) for row in reversed(result)]
+def message_in_conversation(conn: Connection, conversation_id: int, message_id: int) -> bool:
+    """Whether ``message_id`` names a message of the conversation (e.g. a page's ``before``)."""
+    return tree.get_in_conversation(conn, conversation_id, message_id) is not None
+
+
+def _uncompressed_suffix(
+    conn: Connection,
+    conversation_id: int,
+    *,
+    limit: int | None = None,
+    upto: int | None = None,
+) -> list[Message]:
+    """The active path's uncompressed messages, oldest first (the newest ``limit`` of them).
+
+    Compressed messages form a prefix of the active path (compression takes the
+    oldest uncompressed ones; ``memories.invalidate_stale`` keeps it so after a
+    tree change), so the walk stops at the first compressed message: its cost is
+    the uncompressed part, not the conversation's length. ``upto``: walk from that
+    message instead of the active leaf.
+    """
+    return tree.path_messages(
+        conn,
+        conversation_id,
+        tree.active_leaf(conn, conversation_id) if upto is None else upto,
+        halt=_compressed,
+        keep=_uncompressed,
+        limit=limit,
+    )
+
+
+def _compressed(table: NamedFromClause) -> ColumnElement[bool]:
+    return table.c.compressed.is_(True)
+
+
+def _uncompressed(table: NamedFromClause) -> ColumnElement[bool]:
+    return table.c.compressed.is_(False)
+
+
+def _assistant(table: NamedFromClause) -> ColumnElement[bool]:
+    return table.c.role == "assistant"
+
+
+def _character_reply(table: NamedFromClause) -> ColumnElement[bool]:
+    return (table.c.role == "assistant") & table.c.character_id.is_not(None)
+
+
+def recent_uncompressed(
+    conn: Connection, conversation_id: int, *, limit: int, upto: int | None = None
+) -> list[Message]:
+    """The newest ``limit`` uncompressed messages of the active path, oldest first.
+
+    ``upto``: the path from the root to that message instead (e.g. the prompt of
+    a regenerated reply: the path up to the old reply's parent); a message of
+    another conversation gives an empty list.
+    """
+    return _uncompressed_suffix(conn, conversation_id, limit=limit, upto=upto)
+
+
+def active_path(conn: Connection, conversation_id: int) -> list[Message]:
+    """Every message of the active path, root first (a full walk: exports, maintenance)."""
+    return tree.path_messages(conn, conversation_id, tree.active_leaf(conn, conversation_id))
 
 
 def count_uncompressed(conn: Connection, conversation_id: int) -> int:
-    """How many messages of the conversation are not yet compressed."""
-    return conn.execute(
+    """How many messages of the active path are not yet compressed."""
+    leaf = tree.active_leaf(conn, conversation_id)
+    if leaf is None:
+        return 0
+    walk = tree.walk_up(conversation_id, leaf, halt=_compressed)
+    return int(conn.execute(_count_statement(), walk.params).scalar_one())
+
+
+@lru_cache(maxsize=1)
+def _count_statement() -> Select[Any]:
+    up = tree.walk_up(0, 0, halt=_compressed).cte
+    return (
         select(func.count())
-        .select_from(messages)
-        .where(messages.c.conversation_id == conversation_id, messages.c.compressed.is_(False))
-    ).scalar_one()
+        .select_from(up)
+        .join(messages, messages.c.id == up.c.id)
+        .where(messages.c.compressed.is_(False))
+    )
 
 
 def oldest_uncompressed(
     conn: Connection, conversation_id: int, *, keep_recent: int
 ) -> list[Message]:
-    """All uncompressed messages except the newest ``keep_recent``, oldest first.
+    """The active path's uncompressed messages except the newest ``keep_recent``, oldest first.
 
-    This is what a compression would consume; pass the last id as
-    ``memories.apply_compression(upto_message_id=...)``.
+    This is what a compression would consume; pass their ids as
+    ``memories.apply_compression(message_ids=...)``.
     """
     if keep_recent < 0:
         raise ValueError("keep_recent must not be negative")
-    result = conn.execute(
-        select(messages)
-        .where(messages.c.conversation_id == conversation_id, messages.c.compressed.is_(False))
-        .order_by(messages.c.id.desc())
-        .offset(keep_recent)
-    ).all()
-    return [rows.message(row) for row in reversed(result)]
+    pending = _uncompressed_suffix(conn, conversation_id)
+    return pending[: len(pending) - keep_recent] if keep_recent else pending
 
 
 def last_assistant_message(conn: Connection, conversation_id: int) -> Message | None:
-    """The newest assistant message of the conversation, or None."""
-    row = conn.execute(
-        select(messages)
-        .where(messages.c.conversation_id == conversation_id, messages.c.role == "assistant")
-        .order_by(messages.c.id.desc())
-        .limit(1)
-    ).first()
-    return rows.message(row) if row else None
+    """The newest assistant message on the active path, or None."""
+    found = tree.path_messages(
+        conn,
+        conversation_id,
+        tree.active_leaf(conn, conversation_id),
+        halt=_assistant,
+        keep=_assistant,
+    )
+    return found[-1] if found else None
 
 
 def delete_message(conn: Connection, message_id: int) -> None:
-    """Delete one message (no error if it is gone)."""
-    conn.execute(delete(messages).where(messages.c.id == message_id))
+    """Delete a message and its descendants (no error if it is gone).
+
+    When the active leaf was among them the active path moves as
+    ``tree.delete_subtree`` describes (deleting the leaf: it ends at its parent).
+    """
+    conversation_id = conn.execute(
+        select(messages.c.conversation_id).where(messages.c.id == message_id)
+    ).scalar_one_or_none()
+    if conversation_id is not None:
+        tree.delete_subtree(conn, conversation_id, message_id)
 
 
 def previous_turn_speakers(conn: Connection, conversation_id: int) -> list[int]:
-    """The character ids of the replies stored since the newest user message (the previous
-    turn's speakers), in the order they were stored."""
-    last_user = (
-        select(func.max(messages.c.id))
-        .where(messages.c.conversation_id == conversation_id, messages.c.role == "user")
-        .scalar_subquery()
+    """The character ids of the replies on the active path since its newest user message (the
+    previous turn's speakers), in the order they were stored."""
+    found = tree.path_messages(
+        conn,
+        conversation_id,
+        tree.active_leaf(conn, conversation_id),
+        halt=_user,
+        keep=_character_reply,
     )
-    result = conn.execute(
-        select(messages.c.character_id)
-        .where(
-            messages.c.conversation_id == conversation_id,
-            messages.c.role == "assistant",
-            messages.c.character_id.is_not(None),
-            messages.c.id > func.coalesce(last_user, 0),
-        )
-        .order_by(messages.c.id)
-    ).scalars()
-    return [int(c) for c in result]
+    return [m.character_id for m in found if m.character_id is not None]
+
+
+def _user(table: NamedFromClause) -> ColumnElement[bool]:
+    return table.c.role == "user"
 
 
 def last_speaker_in_group(conn: Connection, conversation_id: int) -> int | None:
-    """The character id of the newest assistant message that has one, or None."""
-    return conn.execute(
-        select(messages.c.character_id)
-        .where(
-            messages.c.conversation_id == conversation_id,
-            messages.c.role == "assistant",
-            messages.c.character_id.is_not(None),
-        )
-        .order_by(messages.c.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    """The character id of the newest assistant message on the active path that has one."""
+    found = tree.path_messages(
+        conn,
+        conversation_id,
+        tree.active_leaf(conn, conversation_id),
+        halt=_character_reply,
+        keep=_character_reply,
+    )
+    return found[-1].character_id if found else None

@@ -110,6 +110,11 @@ class Message:
     status: MessageStatus
     compressed: bool
     created_at: datetime
+    parent_id: int | None = None  # None for a root of the tree
+    sibling_index: int = 0  # 0-based position among the messages sharing its parent
+    sibling_count: int = 1
+    edited_at: datetime | None = None
+    model: str | None = None  # assistant messages: the model that answered
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,6 +120,9 @@ def message(row: Row[Any]) -> Message:
         status=cast(MessageStatus, m["status"]),
         compressed=bool(m["compressed"]),
         created_at=m["created_at"],
+        parent_id=m["parent_id"],
+        edited_at=m["edited_at"],
+        model=m["model"],
     )
 
 

@@ -19,6 +19,12 @@ Invariants held by the database itself:
 * ``avatars``: content-addressed PNG bytes (sha256 of the bytes is the key);
   a row exists only while some character references it (``storage.avatars``
   deletes it in the transaction that drops the last reference).
+
+Messages form a tree per conversation (``parent_id``; a child's id is always
+greater than its parent's). ``conversations.active_leaf_id`` ends the active
+path; ``messages.active_rank`` orders siblings by when they were last active.
+These references have no foreign keys (they would make the tables cyclic);
+``storage.tree`` keeps them consistent.
 """
 
 from __future__ import annotations
@@ -182,6 +188,8 @@ conversations = Table(
     ),
     Column("group_id", Integer, ForeignKey("groups.id", ondelete="CASCADE"), nullable=True),
     _created_at(),
+    # the leaf of the active path (no foreign key: messages reference conversations)
+    Column("active_leaf_id", Integer, nullable=True),
     UniqueConstraint("user_id", "character_id"),
     UniqueConstraint("group_id"),
     Index(None, "character_id"),
@@ -209,7 +217,15 @@ messages = Table(
     Column("status", String(16), nullable=False),
     Column("compressed", Boolean, nullable=False, default=False),
     _created_at(),
+    # the tree: parent (None for a root); among siblings, the highest active_rank is
+    # the child that was active last
+    Column("parent_id", Integer, nullable=True),
+    Column("active_rank", Integer, nullable=False, default=0, server_default=text("0")),
+    Column("edited_at", UtcDateTime(), nullable=True),
+    Column("model", Text, nullable=True),
     Index(None, "conversation_id", "id"),
+    Index(None, "parent_id", "active_rank"),
+    Index(None, "conversation_id", "parent_id"),
     Index(None, "conversation_id", "compressed", "id"),
     Index(None, "character_id"),
     **_AUTOINC,
@@ -238,6 +254,20 @@ memories = Table(
     Index(None, "conversation_id", "character_id", "id"),
     Index(None, "character_id"),
     **_AUTOINC,
+)
+
+memory_messages = Table(
+    "memory_messages",
+    metadata,
+    Column(
+        "memory_id",
+        Integer,
+        ForeignKey("memories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # no foreign key: a summarised message that was deleted makes its memory stale
+    Column("message_id", Integer, primary_key=True),
+    Index(None, "message_id"),
 )
 
 generations = Table(

@@ -17,6 +17,7 @@ from app.services.auth import AuthService
 from app.services.cards import CardService
 from app.services.characters import CharacterService
 from app.services.chat import ChatService
+from app.services.conversation_tree import ConversationTreeService
 from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
 from app.services.lifecycle import GenerationLifecycle
@@ -58,6 +59,7 @@ class Services:
     admin: AdminService
     personas: PersonaService
     cards: CardService
+    tree: ConversationTreeService
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -135,6 +137,7 @@ async def run_services(
             admin=AdminService(db, limiter, metrics, runs, memory),
             personas=PersonaService(db),
             cards=CardService(db, character_service, runs),
+            tree=ConversationTreeService(db, memory),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(

@@ -361,7 +361,11 @@ class MemoryService:
             if self.hooks.before_apply is not None:
                 await self.hooks.before_apply(conversation_id)
             marked = await self.db.write(
-                self._apply, conversation_id, context.pending[-1].id, summaries, job_id
+                self._apply,
+                conversation_id,
+                [m.id for m in context.pending],
+                summaries,
+                job_id,
             )
         async with trio.open_nursery() as nursery:
             for key in context.owners:
@@ -399,7 +403,7 @@ class MemoryService:
         self,
         conn: Connection,
         conversation_id: int,
-        upto_message_id: int,
+        message_ids: list[int],
         summaries: dict[int | None, list[tuple[str, int]]],
         job_id: int | None,
     ) -> int:
@@ -407,9 +411,16 @@ class MemoryService:
             conn, job_id, owner=self.owner, lease_seconds=self.lease_seconds, now=_now()
         ):
             raise LeaseLost(f"job {job_id} was taken over before its summaries were stored")
-        return memories.apply_compression(
-            conn, conversation_id, upto_message_id=upto_message_id, summaries=summaries
+        marked = memories.apply_compression(
+            conn,
+            conversation_id,
+            upto_message_id=message_ids[-1],
+            summaries=summaries,
+            message_ids=message_ids,
         )
+        # the active path may have changed while the summaries were written
+        memories.invalidate_stale(conn, conversation_id)
+        return marked
 
     async def _summarise(self, context: _Context, key: int | None) -> list[tuple[str, int]]:
         name = context.owners[key]

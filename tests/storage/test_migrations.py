@@ -30,6 +30,7 @@ TABLES = {
     "jobs",
     "avatars",
     "personas",
+    "memory_messages",
 }
 
 

@@ -1,7 +1,7 @@
 """Character cards: greetings, tags, avatar, sources, settings, kept card data; avatars; personas.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 
 ``characters.avatar_sha256`` names an ``avatars`` row without a database foreign key: SQLite
 cannot add one to an existing table without rebuilding it, and ``storage.avatars`` keeps the
@@ -19,7 +19,7 @@ from alembic import op
 from storage.timestamps import UtcDateTime
 
 revision: str = "0004"
-down_revision: str | None = "0001"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
