@@ -14,7 +14,8 @@ as the single writer did before: readers see all of a batch or none of it.
 Which task runs a batch: the first writer that finds no batch running leads (one thread trip,
 shielded so that a started batch always finishes); when the batch ends, its writers are woken
 with their results and the oldest waiting writer, if any, leads the next one. A writer
-cancelled before its write was taken leaves the queue and is never run; one cancelled after
+cancelled before its write was taken leaves the queue and is never run (and passes the turn on,
+should it have been handed the turn as it was cancelled); one cancelled after
 gets its result, like ``trio.to_thread.run_sync`` (the cancellation shows at its next
 checkpoint).
 """
@@ -97,6 +98,7 @@ class GroupCommit:
             except trio.Cancelled:
                 if not item.taken:
                     self._pending.remove(item)
+                    self._pass_turn()  # it may have been handed the turn as it was cancelled
                     raise
                 with trio.CancelScope(shield=True):
                     while not item.done:
@@ -128,8 +130,12 @@ class GroupCommit:
             for write in batch:
                 write.done = True
                 write.wake.set()
-            if self._pending:
-                self._pending[0].wake.set()  # the oldest waiting writer leads next
+            self._pass_turn()
+
+    def _pass_turn(self) -> None:
+        """With no batch running, wake the oldest waiting writer: it leads the next one."""
+        if not self._busy and self._pending:
+            self._pending[0].wake.set()
 
     def _run_batch(self, batch: list[_Write[Any]]) -> None:
         self.batches += 1
