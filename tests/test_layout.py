@@ -100,3 +100,28 @@ def test_the_framework_check_sees_an_indirect_import() -> None:
     the HTTP layer is reported through it."""
     assert "app.http_errors: quart" in _framework_imports("app.http_errors")
     assert "app.http_errors: werkzeug.exceptions" in _framework_imports("app.factory")
+
+
+def _unbounded_shields(source: str) -> list[int]:
+    """Lines of `CancelScope(shield=True)` calls without a deadline (a shield may only come
+    with a bound: `move_on_after(..., shield=True)`, `shielded_save()`, or a deadline)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        keywords = {k.arg for k in node.keywords}
+        if name == "CancelScope" and "shield" in keywords and "deadline" not in keywords:
+            lines.append(node.lineno)
+    return lines
+
+
+def test_every_shielded_scope_in_the_app_is_bounded() -> None:
+    offenders = [
+        f"{path}:{line}"
+        for path in sorted((ROOT / "app").rglob("*.py"))
+        for line in _unbounded_shields(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
+    assert _unbounded_shields("with trio.CancelScope(shield=True):\n    pass\n") == [1]

@@ -18,6 +18,7 @@ from app.services.profile import (
     validate_partial_profile,
 )
 from app.services.prompts import generation_prompt
+from app.services.replies import shielded_save
 from app.services.runs import Run, RunRegistry
 from app.views import character_view
 from storage import Database, characters
@@ -134,7 +135,7 @@ class CharacterService:
             if all(results.get(c) is None for c in CATEGORIES):
                 raise AllCategoriesFailed("every profile category failed to generate")
             profile = {c: results.get(c) for c in CATEGORIES}
-            with trio.CancelScope(shield=True):
+            with shielded_save():
                 character = await self._db.write(
                     characters.create_character, user_id, name, profile, source_text=source_text
                 )
@@ -168,7 +169,7 @@ class CharacterService:
                 raise llm.LLMError("regeneration was cancelled")
             if results.get(category) is None:
                 raise AllCategoriesFailed(f"the {category} category failed to generate")
-            with trio.CancelScope(shield=True):
+            with shielded_save():
                 updated = await self._db.write(
                     characters.update_character,
                     user_id,
