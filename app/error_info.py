@@ -1,31 +1,17 @@
-"""Translate any exception into the API's error vocabulary (status, code, message).
+"""Translate the app's exceptions into the API's error vocabulary (status, code, message).
 
-Used both for HTTP error responses and for SSE `error` events; imports no web framework.
+Used both for HTTP error responses and for SSE `error` events (the services use it); imports no
+web framework. The web framework's own exceptions (werkzeug's HTTP errors, quart-schema's
+validation errors) are translated by the HTTP layer, `app.http_errors.describe_http`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ValidationError
-from quart_schema import RequestSchemaValidationError
-from werkzeug.exceptions import HTTPException
-
 import llm
 import storage
 from app.errors import ApiError
-
-_HTTP_CODES = {
-    400: "invalid_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "invalid_request",
-    429: "rate_limited",
-}
 
 
 class ErrorInfo:
@@ -59,7 +45,7 @@ class ErrorInfo:
 
 
 def describe(exc: BaseException) -> ErrorInfo:
-    """Translate any exception into the API's error vocabulary."""
+    """Translate an exception into the API's error vocabulary (unknown: 500 `internal_error`)."""
     if isinstance(exc, ApiError):
         return ErrorInfo(exc.status, exc.code, exc.message, exc.details, exc.retry_after)
     if isinstance(exc, llm.Overloaded):
@@ -75,22 +61,4 @@ def describe(exc: BaseException) -> ErrorInfo:
         return ErrorInfo(502, "llm_error", f"the LLM provider failed: {exc}")
     if isinstance(exc, storage.StorageUnavailable):
         return ErrorInfo(503, "storage_unavailable", "the database is unavailable", retry_after=1)
-    if isinstance(exc, RequestSchemaValidationError):
-        cause = exc.validation_error
-        details: Any = None
-        if isinstance(cause, ValidationError):
-            details = [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                for e in cause.errors(include_url=False, include_context=False, include_input=False)
-            ]
-        elif cause is not None:
-            details = str(cause)
-        return ErrorInfo(400, "invalid_request", "the request failed validation", details)
-    if isinstance(exc, HTTPException):
-        status = exc.code or 500
-        code = _HTTP_CODES.get(status, "http_error")
-        message = exc.description or exc.name
-        if status == 404:
-            message = "no such resource"
-        return ErrorInfo(status, code, message)
     return ErrorInfo(500, "internal_error", "internal server error")

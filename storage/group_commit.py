@@ -5,8 +5,9 @@ every write pays a pool checkout, ``BEGIN IMMEDIATE``, ``COMMIT`` and a trip to 
 (and back through the GIL, contended by the event loop); under load that overhead, not the
 statements, set the queue's pace. Here the writes waiting at the moment the writer frees up run
 in one thread trip and one transaction, each inside its own SAVEPOINT: a write that raises is
-rolled back to its savepoint and gets its own exception, the others commit. If the COMMIT
-itself fails, every write of the batch fails with that error (none of them took effect).
+rolled back to its savepoint and gets its own exception (the very object it raised, as
+without grouping), the others commit. If the COMMIT itself fails, every write of the batch fails
+with that error, each with its own copy (none of them took effect).
 
 The effect is that of running the batch's writes one after another in separate transactions,
 as the single writer did before: readers see all of a batch or none of it.
@@ -14,13 +15,15 @@ as the single writer did before: readers see all of a batch or none of it.
 Which task runs a batch: the first writer that finds no batch running leads (one thread trip,
 shielded so that a started batch always finishes); when the batch ends, its writers are woken
 with their results and the oldest waiting writer, if any, leads the next one. A writer
-cancelled before its write was taken leaves the queue and is never run; one cancelled after
+cancelled before its write was taken leaves the queue and is never run (and passes the turn on,
+should it have been handed the turn as it was cancelled); one cancelled after
 gets its result, like ``trio.to_thread.run_sync`` (the cancellation shows at its next
 checkpoint).
 """
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -97,6 +100,7 @@ class GroupCommit:
             except trio.Cancelled:
                 if not item.taken:
                     self._pending.remove(item)
+                    self._pass_turn()  # it may have been handed the turn as it was cancelled
                     raise
                 with trio.CancelScope(shield=True):
                     while not item.done:
@@ -128,8 +132,12 @@ class GroupCommit:
             for write in batch:
                 write.done = True
                 write.wake.set()
-            if self._pending:
-                self._pending[0].wake.set()  # the oldest waiting writer leads next
+            self._pass_turn()
+
+    def _pass_turn(self) -> None:
+        """With no batch running, wake the oldest waiting writer: it leads the next one."""
+        if not self._busy and self._pending:
+            self._pending[0].wake.set()
 
     def _run_batch(self, batch: list[_Write[Any]]) -> None:
         self.batches += 1
@@ -139,12 +147,19 @@ class GroupCommit:
         except Exception as exc:  # the transaction as a whole failed: nothing took effect
             for write in batch:
                 write.value = None
-                write.error = _copy_error(exc)
+                if write.error is None:  # a write that raised keeps its own error
+                    write.error = _copy_error(exc)
 
 
 def _apply(batch: list[_Write[Any]], conn: Connection) -> None:
     if len(batch) == 1:  # its own transaction is its savepoint
-        batch[0].value = batch[0].fn(conn)
+        write = batch[0]
+        try:
+            with translated_errors():
+                write.value = write.fn(conn)
+        except Exception as exc:
+            write.error = exc  # the very object raised, for its caller
+            raise  # and the transaction rolls back
         return
     for write in batch:
         try:
@@ -155,10 +170,13 @@ def _apply(batch: list[_Write[Any]], conn: Connection) -> None:
 
 
 def _copy_error(exc: Exception) -> Exception:
-    """A separate exception object per writer (tracebacks are per raise)."""
+    """A separate exception object per writer (tracebacks are per raise), with all of ``exc``'s
+    attributes; ``exc`` itself when it cannot be copied exactly."""
     try:
-        copy = type(exc)(*exc.args)
-    except Exception:  # an exception type with a constructor of its own
+        duplicate = copy.copy(exc)  # the type's own pickling protocol: args and ``__dict__``
+    except Exception:  # a constructor ``copy`` cannot call with the stored args
         return exc
-    copy.__cause__ = exc
-    return copy
+    if type(duplicate) is not type(exc) or duplicate.args != exc.args:
+        return exc
+    duplicate.__cause__ = exc
+    return duplicate

@@ -13,6 +13,9 @@ from storage import StorageError
 
 bp = Blueprint("health", __name__)
 
+RECOVERY_WAIT = 1.0
+"""How long a probe that finds the database back waits for restarted workers to report."""
+
 
 @bp.get("/healthz")
 async def healthz() -> ResponseReturnValue:
@@ -22,13 +25,18 @@ async def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 async def readyz() -> ResponseReturnValue:
-    """200 when the database answers and background services run; 503 otherwise."""
+    """200 when the database answers and background services run; 503 otherwise.
+
+    Workers backing off after a storage failure are restarted as soon as a probe finds the
+    database answering, so readiness follows the database within moments of its return.
+    """
     svc = services()
     checks: dict[str, Any] = {}
     ready = True
     try:
         await svc.db.ping()
         checks["database"] = "ok"
+        await svc.database_answered(within=RECOVERY_WAIT)
     except StorageError as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"
         ready = False

@@ -37,6 +37,7 @@ from app.services.card_png import (
 from app.services.characters import CharacterService
 from app.services.profile import ProfileError, validate_partial_profile
 from app.services.runs import Run, RunRegistry
+from app.services.shielding import shielded_save
 from app.views import character_view
 from storage import Database, avatars, characters
 from storage.characters import CATEGORIES, CharacterExtras
@@ -105,7 +106,7 @@ class CardService:
                     model=model or card.extras.settings.model,
                 )
                 profile = {**profile, **{c: v for c, v in generated.items() if v is not None}}
-            with trio.CancelScope(shield=True):
+            with shielded_save():
                 character = await self._db.write(
                     characters.create_character,
                     user_id,

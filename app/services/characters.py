@@ -20,6 +20,7 @@ from app.services.profile import (
 )
 from app.services.prompts import generation_prompt
 from app.services.runs import Run, RunRegistry
+from app.services.shielding import shielded_save
 from app.views import character_view
 from storage import Database, avatars, characters
 from storage.characters import CATEGORIES, CharacterExtras
@@ -196,7 +197,7 @@ class CharacterService:
             )
             if all(profile[c] is None for c in CATEGORIES):
                 raise AllCategoriesFailed("every profile category failed to generate")
-            with trio.CancelScope(shield=True):
+            with shielded_save():
                 character = await self._db.write(
                     characters.create_character, user_id, name, profile, source_text=source_text
                 )
@@ -230,7 +231,7 @@ class CharacterService:
                 raise llm.LLMError("regeneration was cancelled")
             if results.get(category) is None:
                 raise AllCategoriesFailed(f"the {category} category failed to generate")
-            with trio.CancelScope(shield=True):
+            with shielded_save():
                 updated = await self._db.write(
                     characters.update_character,
                     user_id,

@@ -71,6 +71,15 @@ class Services:
             ok = ok and report.get("status") == "ok"
         return Health(ok, checks)
 
+    async def database_answered(self, *, within: float) -> None:
+        """The database answers (a /readyz probe found it so): restart now the background
+        workers backing off after a storage failure, and give them up to `within` seconds to
+        report progress, so readiness follows the database rather than their backoff."""
+        if self.memory.database_answered():
+            supervisor = self.memory.supervisor
+            with trio.move_on_after(within):
+                await supervisor.wait_for(lambda: not supervisor.degraded)
+
 
 async def run_services(
     settings: Settings,

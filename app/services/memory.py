@@ -191,6 +191,11 @@ class MemoryService:
         wakeup, self._wakeup = self._wakeup, trio.Event()
         wakeup.set()
 
+    def database_answered(self) -> int:
+        """The database answers again: restart at once the workers backing off after a storage
+        error (instead of after their backoff); returns how many."""
+        return self.supervisor.retry_now(lambda error: issubclass(error, StorageError))
+
     # ---- observation
 
     def health(self) -> dict[str, dict[str, Any]]:
@@ -246,6 +251,7 @@ class MemoryService:
                 now=_now(),
                 kinds=[JOB_KIND],
             )
+            self.supervisor.mark_working(f"memory-{index}")  # the database answers it
             if job is None:
                 with trio.move_on_after(self._idle_wait()):
                     await wakeup.wait()

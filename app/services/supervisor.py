@@ -6,7 +6,12 @@ jitter, and the restart is counted. A worker that keeps crashing — `degraded_a
 row, each after running less than `stable_after` seconds — makes the supervisor *degraded*
 (readiness reports it, with the last error as the reason); the app keeps running and the worker
 keeps being restarted. It is healthy again once it has run `stable_after` seconds since its last
-restart.
+restart, or as soon as it reports progress (`mark_working`: e.g. its first database call
+succeeded), which ends its crash streak.
+
+Workers that crashed because a dependency was down back off for up to `max_backoff`; when the
+dependency answers again, `retry_now` restarts the ones waiting out such a crash at once, so that
+the service (and readiness) follows the dependency within moments, not a backoff later.
 
 Cancellation is never caught: `trio.Cancelled` is a `BaseException`, and a `BaseExceptionGroup`
 holding one is not an `Exception` either, so both propagate and the supervisor stops with its
@@ -60,7 +65,10 @@ class WorkerState:
     streak: int = 0
     """Crashes in a row, each after a run shorter than `stable_after`."""
     last_error: str | None = None
+    last_error_type: type[BaseException] | None = None
     finished: bool = False
+    backoff: trio.CancelScope | None = field(default=None, repr=False)
+    """The scope of the backoff wait before the next restart, while the worker waits it out."""
 
 
 @dataclass
@@ -117,6 +125,24 @@ class Supervisor:
         """Wait until `predicate()` holds; re-checked whenever a worker starts or crashes."""
         await self._changes.wait_for(predicate)
 
+    def mark_working(self, name: str) -> None:
+        """Worker `name` made progress: its crash streak ends (so it is no longer degraded)."""
+        worker = self.workers[name]
+        if worker.streak:
+            worker.streak = 0
+            self._notify()
+
+    def retry_now(self, crashed_with: Callable[[type[BaseException]], bool]) -> int:
+        """Restart now the workers waiting out a backoff after a crash whose exception type
+        satisfies `crashed_with`; returns how many."""
+        woken = 0
+        for worker in self.workers.values():
+            scope, error = worker.backoff, worker.last_error_type
+            if scope is not None and error is not None and crashed_with(error):
+                scope.cancel()
+                woken += 1
+        return woken
+
     def _notify(self) -> None:
         self._changes.notify()
 
@@ -146,6 +172,7 @@ class Supervisor:
                 worker.crashes += 1
                 worker.streak = worker.streak + 1 if ran < self.policy.stable_after else 1
                 worker.last_error = f"{type(exc).__name__}: {exc}"
+                worker.last_error_type = type(exc)
                 log.error(
                     "%s: worker %s crashed (%d in a row)",
                     self.name,
@@ -159,5 +186,7 @@ class Supervisor:
                 worker.finished = True
                 self._notify()
                 return
-            await trio.sleep(self.policy.backoff(worker.streak, self.rng))
+            with trio.CancelScope() as worker.backoff:  # `retry_now` cuts it short
+                await trio.sleep(self.policy.backoff(worker.streak, self.rng))
+            worker.backoff = None
             worker.restarts += 1

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from llm.fake import FakeUpstream, Fault
 from tests.app.harness import Live
 
 IDENTITY = {
@@ -89,20 +90,39 @@ async def test_isolation(live: Live) -> None:
     assert r.json()["items"] == []
 
 
-async def test_generate_json(live: Live) -> None:
+async def test_generate_json(live: Live, fake: FakeUpstream) -> None:
     alice = await live.register()
     r = await alice.request(
         "POST",
         "/api/characters/generate",
-        json={"name": "Old Tom", "source_text": "A lighthouse keeper."},
+        # each call takes a second before its first token: calls issued together overlap
+        json={"name": "Old Tom [[fake:ttft=1]]", "source_text": "A lighthouse keeper."},
     )
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["status"] == "ready"
     assert all(body["profile"][c] for c in body["profile"])
     assert isinstance(body["profile"]["backstory"]["experiences"], list)
-    # eight structured calls, all issued concurrently (the fake records overlap)
-    fake = live.services.client  # noqa: F841 (keeps the service reachable for debugging)
+    # eight structured calls, all issued concurrently: the fake saw all eight in flight at once
+    calls = fake.requests
+    assert len(calls) == 8 and fake.max_active == 8
+    assert max(c.started_at for c in calls) < min(c.ended_at or 0.0 for c in calls)
+
+
+async def test_failed_categories_leave_a_partial_character(
+    live: Live, fake: FakeUpstream
+) -> None:
+    alice = await live.register()
+    failing = ["world", "tasks", "abilities"]
+    fake.faults.extend([Fault.http(400, match=f"Category: {c} ") for c in failing])
+    r = await alice.request("POST", "/api/characters/generate", json={"name": "Half Done"})
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["status"] == "partial"
+    assert sorted(c for c, v in body["profile"].items() if v is None) == sorted(failing)
+    assert len(fake.faults) == 0  # each failing category's call met its fault
+    stored = await alice.request("GET", f"/api/characters/{body['id']}")
+    assert stored.json()["profile"] == body["profile"]
 
 
 async def test_generate_stream_and_partial(live: Live, fake) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, select
 
 from app.services.supervisor import SupervisorPolicy
 from llm.fake import Fault
-from storage import conversations, jobs
+from storage import StorageUnavailable, conversations, jobs
 from storage.schema import jobs as table
 from tests.app.harness import Live, Session, live_server, make_settings
 
@@ -388,3 +388,44 @@ async def _conversation_id(live: Live, s: Session, character_id: str) -> int:
 def _jobs_with_status(conn: Connection, status: str) -> list[Any]:
     ids = conn.execute(select(table.c.id).where(table.c.status == status)).scalars().all()
     return [jobs.get_job(conn, i) for i in ids]
+
+
+async def test_readyz_follows_the_database_back_not_the_workers_backoff(
+    db_url: str, fake: Any
+) -> None:
+    """Workers that crashed on storage errors during an outage wait out a long backoff; a
+    probe that finds the database answering restarts them, and readiness returns at once
+    (before: degraded until a worker had run `stable_after` seconds, after its backoff)."""
+    async with server(db_url, fake) as live:
+        memory = live.services.memory
+        supervisor = memory.supervisor
+        supervisor.policy = SupervisorPolicy(
+            initial_backoff=0.01, max_backoff=0.05, jitter=0, degraded_after=3
+        )
+
+        def database_down(index: int) -> None:
+            raise StorageUnavailable("injected: the database is down")
+
+        memory.hooks.worker_loop = database_down
+        memory.wake()
+        with trio.fail_after(20):
+            await supervisor.wait_for(lambda: supervisor.degraded)
+        # a long outage: every worker now waits out a long backoff
+        supervisor.policy.initial_backoff = supervisor.policy.max_backoff = 3600
+        workers = supervisor.workers.values()
+        before = {w.name: w.crashes for w in workers}
+        with trio.fail_after(20):
+            await supervisor.wait_for(
+                lambda: all(w.crashes > before[w.name] and w.backoff is not None for w in workers)
+            )
+        assert (await live.client.get("/readyz")).status_code == 503
+        memory.hooks.worker_loop = None  # the database is back
+        with trio.fail_after(5):
+            for _ in range(50):  # a probe every 50 ms or so, bounded
+                r = await live.client.get("/readyz")
+                if r.status_code == 200:
+                    break
+                await trio.sleep(0.05)
+        assert r.status_code == 200
+        assert r.json()["checks"]["memory_workers"]["status"] == "ok"
+        assert all(w.running and w.streak == 0 for w in workers)

@@ -131,3 +131,46 @@ async def test_finished_worker_is_not_restarted(autojump_clock: Any) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(sup.run, {"w": once})
     assert calls == 1 and sup.workers["w"].finished and sup.restarts == 0
+
+
+class _Down(Exception):
+    """A dependency is down."""
+
+
+async def test_retry_now_restarts_backing_off_workers_and_progress_clears_degraded(
+    autojump_clock: Any,
+) -> None:
+    down = True
+    starts: list[float] = []
+    sup = Supervisor(
+        "t",
+        SupervisorPolicy(
+            initial_backoff=1, max_backoff=600, jitter=0, degraded_after=3, stable_after=60
+        ),
+    )
+
+    async def needs_dependency() -> None:
+        starts.append(trio.current_time())
+        if down:
+            raise _Down("dependency down")
+        sup.mark_working("dep")
+        await trio.sleep_forever()
+
+    async def buggy() -> None:
+        raise RuntimeError("a bug")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run, {"dep": needs_dependency, "bug": buggy})
+        await sup.wait_for(lambda: sup.workers["dep"].streak == 8)  # next backoff: 128 s
+        assert sup.degraded
+        down = False
+        t0 = trio.current_time()
+        # only the workers that crashed with a matching error are restarted
+        assert sup.retry_now(lambda error: issubclass(error, _Down)) == 1
+        await sup.wait_for(lambda: not sup.workers["dep"].streak)
+        assert starts[-1] == t0  # restarted at once, not after its backoff
+        dep = sup.workers["dep"]
+        assert dep.running and dep.backoff is None
+        assert [w.name for w in sup.degraded_workers()] == ["bug"]  # still backing off
+        assert sup.workers["bug"].backoff is not None
+        nursery.cancel_scope.cancel()

@@ -88,3 +88,48 @@ async def test_in_memory_sqlite_serialises_on_one_connection() -> None:
             for n in range(20):
                 nursery.start_soon(chat, n)
         assert await db.read(messages.count_uncompressed, conv.id) == 20
+
+
+class _Refused(Exception):
+    """An application error with keyword-only attributes (like the app's Conflict)."""
+
+    def __init__(self, message: str, *, code: str = "refused", retry_after: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+
+
+async def test_an_error_raised_in_a_write_reaches_the_caller_unchanged(db: Database) -> None:
+    _, _, conv = await make_direct(db)
+    raised: dict[int, _Refused] = {}
+
+    def refuse(n: int):  # type: ignore[no-untyped-def]
+        def fn(conn: Connection) -> None:
+            messages.add_message(conn, conv.id, "user", f"rolled back {n}")
+            raised[n] = _Refused(f"busy {n}", code="generation_in_progress", retry_after=n)
+            raise raised[n]
+
+        return fn
+
+    caught: dict[int, BaseException] = {}
+
+    async def run(n: int) -> None:
+        try:
+            if n % 2:
+                await db.write(refuse(n))
+            else:
+                await db.write(messages.add_message, conv.id, "user", f"kept {n}")
+        except _Refused as exc:
+            caught[n] = exc
+
+    await run(1)  # alone (on SQLite: a batch of one, its own transaction)
+    async with trio.open_nursery() as nursery:  # together (on SQLite: shared batches)
+        for n in range(2, 22):
+            nursery.start_soon(run, n)
+    assert sorted(caught) == list(range(1, 22, 2))
+    for n, exc in caught.items():
+        assert exc is raised[n]
+        assert isinstance(exc, _Refused) and exc.code == "generation_in_progress"
+        assert exc.retry_after == n and str(exc) == f"busy {n}"
+    page = await db.read(messages.list_messages, conv.id, limit=100, before=None)
+    assert sorted(m.content for m in page.items) == sorted(f"kept {n}" for n in range(2, 22, 2))

@@ -130,3 +130,63 @@ async def test_a_dead_batch_is_never_taken_for_a_result(
     await sqlite_db.write(messages.add_message, conv.id, "user", "kept")
     page = await sqlite_db.read(messages.list_messages, conv.id, limit=10, before=None)
     assert [m.content for m in page.items] == ["kept"]
+
+
+
+
+async def test_writers_cancelled_as_they_are_handed_the_turn_pass_it_on(
+    sqlite_db: Database,
+) -> None:
+    """The leader of a finished batch wakes the oldest queued writer to lead the next one; a
+    writer cancelled in the same scheduler tick must still pass the turn on, or the writers
+    behind it wait until some unrelated write arrives (on an idle server, forever)."""
+    _, _, conv = await make_direct(sqlite_db)
+    group = _group(sqlite_db)
+    for trial in range(40):
+        with trio.fail_after(10):  # the test fails, rather than hangs, if a write waits forever
+            await _cancel_queued_writers_as_a_batch_ends(sqlite_db, conv.id, f"last {trial}")
+        assert group.waiting == 0 and not group.busy
+    # (a cancelled writer woken first may lead, and take the others: their writes then run,
+    # like a write cancelled after it was taken)
+    page = await sqlite_db.read(messages.list_messages, conv.id, limit=400, before=None)
+    assert sum(m.content.startswith("last") for m in page.items) == 40
+
+
+async def _cancel_queued_writers_as_a_batch_ends(db: Database, conv_id: int, last: str) -> None:
+    """A batch runs; six writers queue behind it, then `last`; the six are cancelled by a task
+    woken in the same scheduler tick as the batch's leader (the leader hands the turn to the
+    oldest of them before or after they are cancelled); returns once every write finished."""
+    group = _group(db)
+    queued = [trio.CancelScope() for _ in range(6)]
+    release = trio.Event()
+    batch_ends = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def slow(conn: Connection) -> None:
+        trio.from_thread.run(release.wait)
+        messages.add_message(conn, conv_id, "user", "first")
+        # queued right before the thread's result: both wake their task in the same tick
+        token.run_sync_soon(batch_ends.set)
+
+    async def canceller() -> None:
+        await batch_ends.wait()
+        for scope in queued:
+            scope.cancel()
+
+    async def cancelled_write(n: int) -> None:
+        with queued[n]:
+            await db.write(messages.add_message, conv_id, "user", f"never {n}")
+
+    async with trio.open_nursery() as nursery:
+        try:
+            nursery.start_soon(canceller)
+            nursery.start_soon(db.write, slow)
+            await trio.testing.wait_all_tasks_blocked()
+            for n in range(6):
+                nursery.start_soon(cancelled_write, n)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(db.write, messages.add_message, conv_id, "user", last)
+            await trio.testing.wait_all_tasks_blocked()
+            assert group.waiting == 7 and group.busy
+        finally:
+            release.set()  # the batch runs shielded: it must be let go, even on failure
