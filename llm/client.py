@@ -6,10 +6,11 @@ One logical call = one limiter slot held for the whole call, up to
 Each attempt must produce its first token within ``timeout`` (keep-alive
 comments do not count); once streaming, each wait for the next token is bounded
 by ``idle_timeout``. Attempts are retried only before the first delta reaches
-the caller. Streamed replies are read in batches (``llm/pacing.py``): after the
-first delta, the socket is read at most every 0.1-0.3 s and each read hands over
-every event received since. Deadlines are cancel scopes around our own awaits,
-never around the caller's code, and are translated to ``LLMTimeout`` subclasses.
+the caller. Streamed replies are read as data comes while at most 64 streams are
+open; under heavier load reads are spaced up to 0.3 s apart and each read hands over
+every event received since (``llm/pacing.py``). The first delta is never held.
+Deadlines are cancel scopes around our own awaits, never around the caller's code, and
+are translated to ``LLMTimeout`` subclasses.
 """
 
 from __future__ import annotations
@@ -93,11 +94,11 @@ class _Upstream:
         self._decoder = SSEDecoder()
         self._eof = False
         # Read coalescing: once deltas flow, the next network read waits until
-        # ``pacing.interval()`` seconds after the previous delivery, so one wake-up and one
-        # recv take every event that arrived meanwhile; what h11 already holds is handed
-        # over without waiting. Without h11 underneath (httpx changed shape), reads are not
-        # paced: pacing would then mean one event per interval.
-        paced = pacing is not None and pacing.base > 0
+        # ``pacing.interval()`` seconds after the previous delivery (0 at light load: no
+        # wait), so one wake-up and one recv take every event that arrived meanwhile; what
+        # h11 already holds is handed over without waiting. Without h11 underneath (httpx
+        # changed shape), reads are not paced: pacing would then mean one event per interval.
+        paced = pacing is not None and pacing.enabled
         self._received = _h11_receive_buffer(response) if paced else None
         self._pacing = pacing if self._received is not None else None
         self._read_after = 0.0
@@ -133,7 +134,8 @@ class _Upstream:
             self._failure = exc
             return
         if self._pacing is not None:
-            self._read_after = trio.current_time() + self._pacing.interval()
+            interval = self._pacing.interval()
+            self._read_after = trio.current_time() + interval if interval > 0 else 0.0
 
     async def _read_chunk(self) -> None:
         state = self.state

@@ -29,10 +29,11 @@ class LLMSettings(BaseSettings):
     total_timeout: float = Field(default=300, gt=0, validation_alias="FASTNPC_LLM_TOTAL_TIMEOUT")
     max_retries: int = Field(default=2, ge=0, validation_alias="FASTNPC_LLM_MAX_RETRIES")
     retry_after_cap: float = Field(default=30, ge=0, validation_alias="FASTNPC_LLM_RETRY_AFTER_CAP")
-    # Seconds between network reads of a streamed reply once tokens flow (0: read at once),
-    # growing with the number of open streams up to stream_batch_max (see llm/pacing.py).
+    # Seconds between network reads of a streamed reply once tokens flow while at most 64
+    # streams are open (0: read as data comes; API.md allows at most 0.05); past 64 open
+    # streams the interval grows up to stream_batch_max (see llm/pacing.py).
     stream_batch: float = Field(
-        default=0.1, ge=0, le=2, validation_alias="FASTNPC_LLM_STREAM_BATCH"
+        default=0.0, ge=0, le=2, validation_alias="FASTNPC_LLM_STREAM_BATCH"
     )
     stream_batch_max: float = Field(
         default=0.3, ge=0, le=2, validation_alias="FASTNPC_LLM_STREAM_BATCH_MAX"
