@@ -326,6 +326,7 @@ class OpenRouterClient:
         self.limiter = limiter
         self.settings = settings
         self.metrics = metrics if metrics is not None else LLMMetrics()
+        self.metrics.add_known_models((settings.model, *settings.models))
         self.pacing = StreamPacing(settings.stream_batch, settings.stream_batch_max)
         self.retry_policy = retry_policy or RetryPolicy(
             max_retries=settings.max_retries, retry_after_cap=settings.retry_after_cap

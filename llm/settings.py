@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from llm.models import check_model_id
 
 
 class LLMSettings(BaseSettings):
@@ -21,6 +25,10 @@ class LLMSettings(BaseSettings):
         default="https://openrouter.ai/api/v1", validation_alias="FASTNPC_OPENROUTER_BASE_URL"
     )
     model: str = Field(default="z-ai/glm-4-32b", validation_alias="FASTNPC_MODEL")
+    # The model ids users may choose (FASTNPC_MODELS, comma-separated); empty: any well-formed id.
+    models: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="FASTNPC_MODELS"
+    )
     max_concurrency: int = Field(default=64, ge=1, validation_alias="FASTNPC_LLM_MAX_CONCURRENCY")
     max_per_user: int = Field(default=8, ge=1, validation_alias="FASTNPC_LLM_MAX_PER_USER")
     queue_timeout: float = Field(default=10, ge=0, validation_alias="FASTNPC_LLM_QUEUE_TIMEOUT")
@@ -40,3 +48,13 @@ class LLMSettings(BaseSettings):
     )
     referer: str | None = Field(default=None, validation_alias="FASTNPC_LLM_REFERER")
     title: str | None = Field(default="FastNPC", validation_alias="FASTNPC_LLM_TITLE")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        """``"a, b,c"`` (the environment's form) or a sequence; each id must be well-formed."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if isinstance(value, list | tuple):
+            return tuple(check_model_id(m) for m in value if isinstance(m, str) and m)
+        return value
