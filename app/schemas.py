@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llm import MODEL_ID_PATTERN
+
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,7 +36,11 @@ class CharacterPatch(_In):
 class GenerateIn(_In):
     name: str = Field(min_length=1, max_length=100)
     source_text: str | None = Field(default=None, max_length=20_000)
-    model: str | None = Field(default=None, min_length=1, max_length=200)
+    # Checked by the route (app.services.models.chosen_model, one message for the format and
+    # FASTNPC_MODELS); the pattern is here for the OpenAPI document.
+    model: str | None = Field(
+        default=None, json_schema_extra={"pattern": MODEL_ID_PATTERN, "maxLength": 100}
+    )
 
 
 class ChatIn(_In):

@@ -8,6 +8,7 @@ from quart_schema import document_response, validate_request
 
 from app.routes.common import authenticated, current_user, no_content, run_response, services
 from app.schemas import CharacterIn, CharacterList, CharacterOut, CharacterPatch, GenerateIn
+from app.services.models import chosen_model
 from app.views import character_view, parse_id
 
 bp = Blueprint("characters", __name__, url_prefix="/api/characters")
@@ -66,8 +67,9 @@ async def delete(character_id: str) -> ResponseReturnValue:
 @document_response(CharacterOut, 201)
 async def generate(data: GenerateIn) -> ResponseReturnValue:
     """[stream] Generate all eight categories concurrently (`category`, `character`, `done`)."""
+    model = chosen_model(data.model, services().settings.llm.models)
     run = services().characters.start_generation(
-        current_user().id, data.name, source_text=data.source_text, model=data.model
+        current_user().id, data.name, source_text=data.source_text, model=model
     )
     return await run_response(run, character_view, status=201)
 
