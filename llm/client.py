@@ -21,7 +21,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence, S
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar, cast
 
-import h11
 import httpx
 import pydantic
 import trio
@@ -34,6 +33,7 @@ from llm.errors import (
     ProtocolError,
     TotalTimeout,
 )
+from llm.http import InternalsChanged, h11_receive_buffer
 from llm.limiter import LLMLimiter
 from llm.metrics import LLMMetrics
 from llm.pacing import StreamPacing
@@ -580,17 +580,20 @@ class OpenRouterClient:
 
 
 def _h11_receive_buffer(response: httpx.Response) -> Sized | None:
-    """What h11 has received and not yet parsed under an httpx HTTP/1.1 response, found
-    through httpx's and httpcore's stream wrappers (its length, read per chunk, costs no
-    copy, unlike ``h11.Connection.trailing_data``); None if their shape is not the one known
-    here (then reads are not coalesced, nothing else changes)."""
-    node: object = response.stream
-    for attr in ("_stream", "_httpcore_stream", "_stream", "_connection", "_h11_state"):
-        node = getattr(node, attr, None)
-        if node is None:
-            return None
-    received = getattr(node, "_receive_buffer", None) if isinstance(node, h11.Connection) else None
-    return received if isinstance(received, Sized) else None
+    """h11's receive buffer under ``response`` (see ``llm.http.h11_receive_buffer``), or None
+    if httpx, httpcore or h11 changed shape: then reads are not coalesced (the cadence stays
+    within API.md's bounds) and the error is logged once per process."""
+    global _internals_reported
+    try:
+        return h11_receive_buffer(response)
+    except InternalsChanged as exc:
+        if not _internals_reported:
+            _internals_reported = True
+            log.error("streamed reads will not be coalesced: %s", exc)
+        return None
+
+
+_internals_reported = False
 
 
 def _error_from_json_200(body: bytes, headers: httpx.Headers) -> LLMError:

@@ -29,6 +29,7 @@ from llm import (
     make_http_client,
 )
 from llm.fake import FakeUpstream, Fault
+from llm.http import LinearConnectionPool, LLMTransport
 from tests.fakeupstream import start_fake
 
 MESSAGES: list[Any] = [
@@ -494,10 +495,12 @@ async def test_many_sequential_calls_leave_no_connection_open(
         await client.complete(MESSAGES)
     assert upstream.completed == 1000
     assert upstream.active == 0 and upstream.disconnects == 0
-    pool = http._transport._pool  # type: ignore[attr-defined]
-    assert type(pool).__name__ == "_LinearConnectionPool"
-    assert len(pool.connections) <= 1  # one keep-alive connection, reused every time
-    assert all(conn.is_idle() for conn in pool.connections)
+    assert upstream.connections_total == 1  # one keep-alive connection, reused every time
+    transport = http._transport  # type: ignore[attr-defined]
+    assert isinstance(transport, LLMTransport)
+    assert isinstance(transport.pool, LinearConnectionPool)
+    assert len(transport.pool.connections) == 1
+    assert all(conn.is_idle() for conn in transport.pool.connections)
     snapshot = client.metrics.snapshot()["fake/model"]
     assert snapshot["calls"] == 1000 and snapshot["errors"] == 0
     assert snapshot["latency_ms"]["p50"] > 0 and snapshot["first_token_ms"]["p95"] > 0
