@@ -7,7 +7,6 @@ from argon2 import PasswordHasher
 from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 
-from app import schema_adapters
 from app.http_errors import install_error_handlers
 from app.routes import admin, auth, characters, chat, groups, health
 from app.services.container import Services, run_services
@@ -24,7 +23,6 @@ def create_app(
     before the server drains; `after_serving` sets it otherwise.
     """
     settings = settings or Settings()
-    schema_adapters.install()
     app = QuartTrio("fastnpc")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["PROPAGATE_EXCEPTIONS"] = False
