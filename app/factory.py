@@ -7,7 +7,6 @@ from argon2 import PasswordHasher
 from quart_schema import Info, QuartSchema
 from quart_trio import QuartTrio
 
-from app import schema_adapters
 from app.body_limits import limited_request_class
 from app.http_errors import install_error_handlers
 from app.routes import admin, auth, characters, chat, docs, groups, health, media, persona, tree
@@ -25,7 +24,6 @@ def create_app(
     before the server drains; `after_serving` sets it otherwise.
     """
     settings = settings or Settings()
-    schema_adapters.install()
     app = QuartTrio("fastnpc")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.request_class = limited_request_class(

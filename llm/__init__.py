@@ -19,6 +19,7 @@ from llm.fake import FakeBehaviour, FakeUpstream, serve_fake_upstream
 from llm.http import make_http_client
 from llm.limiter import LLMLimiter
 from llm.metrics import LLMMetrics
+from llm.models import MODEL_ID_PATTERN, InvalidModelId, check_model_id, is_model_id
 from llm.retry import RetryPolicy, parse_retry_after
 from llm.settings import LLMSettings
 from llm.sse import SSEComment, SSEDecoder, SSEEvent
@@ -36,11 +37,13 @@ __all__ = [
     "FakeUpstream",
     "FirstTokenTimeout",
     "IdleTimeout",
+    "InvalidModelId",
     "LLMError",
     "LLMLimiter",
     "LLMMetrics",
     "LLMSettings",
     "LLMTimeout",
+    "MODEL_ID_PATTERN",
     "OpenRouterClient",
     "Overloaded",
     "PaymentRequired",
@@ -53,6 +56,8 @@ __all__ = [
     "TotalTimeout",
     "Usage",
     "UpstreamUnavailable",
+    "check_model_id",
+    "is_model_id",
     "make_http_client",
     "parse_retry_after",
     "serve_fake_upstream",

@@ -6,10 +6,11 @@ One logical call = one limiter slot held for the whole call, up to
 Each attempt must produce its first token within ``timeout`` (keep-alive
 comments do not count); once streaming, each wait for the next token is bounded
 by ``idle_timeout``. Attempts are retried only before the first delta reaches
-the caller. Streamed replies are read in batches (``llm/pacing.py``): after the
-first delta, the socket is read at most every 0.1-0.3 s and each read hands over
-every event received since. Deadlines are cancel scopes around our own awaits,
-never around the caller's code, and are translated to ``LLMTimeout`` subclasses.
+the caller. Streamed replies are read as data comes while at most 64 streams are
+open; under heavier load reads are spaced up to 0.3 s apart and each read hands over
+every event received since (``llm/pacing.py``). The first delta is never held.
+Deadlines are cancel scopes around our own awaits, never around the caller's code, and
+are translated to ``LLMTimeout`` subclasses.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence, S
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar, cast
 
-import h11
 import httpx
 import pydantic
 import trio
@@ -33,6 +33,7 @@ from llm.errors import (
     ProtocolError,
     TotalTimeout,
 )
+from llm.http import InternalsChanged, h11_receive_buffer
 from llm.limiter import LLMLimiter
 from llm.metrics import LLMMetrics
 from llm.pacing import StreamPacing
@@ -93,11 +94,11 @@ class _Upstream:
         self._decoder = SSEDecoder()
         self._eof = False
         # Read coalescing: once deltas flow, the next network read waits until
-        # ``pacing.interval()`` seconds after the previous delivery, so one wake-up and one
-        # recv take every event that arrived meanwhile; what h11 already holds is handed
-        # over without waiting. Without h11 underneath (httpx changed shape), reads are not
-        # paced: pacing would then mean one event per interval.
-        paced = pacing is not None and pacing.base > 0
+        # ``pacing.interval()`` seconds after the previous delivery (0 at light load: no
+        # wait), so one wake-up and one recv take every event that arrived meanwhile; what
+        # h11 already holds is handed over without waiting. Without h11 underneath (httpx
+        # changed shape), reads are not paced: pacing would then mean one event per interval.
+        paced = pacing is not None and pacing.enabled
         self._received = _h11_receive_buffer(response) if paced else None
         self._pacing = pacing if self._received is not None else None
         self._read_after = 0.0
@@ -133,7 +134,8 @@ class _Upstream:
             self._failure = exc
             return
         if self._pacing is not None:
-            self._read_after = trio.current_time() + self._pacing.interval()
+            interval = self._pacing.interval()
+            self._read_after = trio.current_time() + interval if interval > 0 else 0.0
 
     async def _read_chunk(self) -> None:
         state = self.state
@@ -324,6 +326,7 @@ class OpenRouterClient:
         self.limiter = limiter
         self.settings = settings
         self.metrics = metrics if metrics is not None else LLMMetrics()
+        self.metrics.add_known_models((settings.model, *settings.models))
         self.pacing = StreamPacing(settings.stream_batch, settings.stream_batch_max)
         self.retry_policy = retry_policy or RetryPolicy(
             max_retries=settings.max_retries, retry_after_cap=settings.retry_after_cap
@@ -577,17 +580,20 @@ class OpenRouterClient:
 
 
 def _h11_receive_buffer(response: httpx.Response) -> Sized | None:
-    """What h11 has received and not yet parsed under an httpx HTTP/1.1 response, found
-    through httpx's and httpcore's stream wrappers (its length, read per chunk, costs no
-    copy, unlike ``h11.Connection.trailing_data``); None if their shape is not the one known
-    here (then reads are not coalesced, nothing else changes)."""
-    node: object = response.stream
-    for attr in ("_stream", "_httpcore_stream", "_stream", "_connection", "_h11_state"):
-        node = getattr(node, attr, None)
-        if node is None:
-            return None
-    received = getattr(node, "_receive_buffer", None) if isinstance(node, h11.Connection) else None
-    return received if isinstance(received, Sized) else None
+    """h11's receive buffer under ``response`` (see ``llm.http.h11_receive_buffer``), or None
+    if httpx, httpcore or h11 changed shape: then reads are not coalesced (the cadence stays
+    within API.md's bounds) and the error is logged once per process."""
+    global _internals_reported
+    try:
+        return h11_receive_buffer(response)
+    except InternalsChanged as exc:
+        if not _internals_reported:
+            _internals_reported = True
+            log.error("streamed reads will not be coalesced: %s", exc)
+        return None
+
+
+_internals_reported = False
 
 
 def _error_from_json_200(body: bytes, headers: httpx.Headers) -> LLMError:

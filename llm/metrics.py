@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,10 @@ from llm.types import Usage
 SAMPLE_WINDOW = 1000
 
 _LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
+
+# Model names not configured get their own series up to this many; the rest share OTHER_MODEL.
+MAX_OTHER_MODELS = 50
+OTHER_MODEL = "other"
 
 
 @dataclass
@@ -43,10 +48,24 @@ class LLMMetrics:
 
     Registered in ``registry`` (default: a private ``CollectorRegistry``, so
     several clients can coexist; pass the app's registry to export them).
+
+    Model names come from users, so the set of labels is bounded: configured models
+    (``known_models``, or later ``add_known_models``) always have their own series, plus at
+    most ``max_other`` distinct others (first come, first kept); every further name is
+    counted under ``"other"``.
     """
 
-    def __init__(self, registry: prom.CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: prom.CollectorRegistry | None = None,
+        *,
+        known_models: Iterable[str] = (),
+        max_other: int = MAX_OTHER_MODELS,
+    ) -> None:
         self.registry = registry if registry is not None else prom.CollectorRegistry()
+        self._known: set[str] = set(known_models)
+        self._others: set[str] = set()
+        self._max_other = max_other
         reg = self.registry
         self._calls = prom.Counter(
             "fastnpc_llm_calls", "Logical LLM calls", ["model"], registry=reg
@@ -82,29 +101,48 @@ class LLMMetrics:
         )
         self._models: dict[str, _ModelStats] = {}
 
-    def _stats(self, model: str) -> _ModelStats:
-        stats = self._models.get(model)
+    def add_known_models(self, models: Iterable[str]) -> None:
+        """Give these (configured) models their own series, whatever else was seen."""
+        for model in models:
+            self._known.add(model)
+            self._others.discard(model)
+
+    def label(self, model: str) -> str:
+        """The label ``model`` is counted under: itself, or ``"other"`` past the bound."""
+        if model in self._known or model in self._others:
+            return model
+        if len(self._others) < self._max_other:
+            self._others.add(model)
+            return model
+        return OTHER_MODEL
+
+    def _stats(self, label: str) -> _ModelStats:
+        stats = self._models.get(label)
         if stats is None:
-            stats = self._models[model] = _ModelStats()
+            stats = self._models[label] = _ModelStats()
         return stats
 
     def record_call(self, model: str) -> None:
         """Count one logical call (retries are not separate calls)."""
+        model = self.label(model)
         self._stats(model).calls += 1
         self._calls.labels(model).inc()
 
     def record_retry(self, model: str) -> None:
         """Count one extra attempt."""
+        model = self.label(model)
         self._stats(model).retries += 1
         self._retries.labels(model).inc()
 
     def record_first_token(self, model: str, seconds: float) -> None:
         """Time from the start of the call to its first token."""
+        model = self.label(model)
         self._stats(model).first_token.append(seconds)
         self._first_token.labels(model).observe(seconds)
 
     def record_success(self, model: str, seconds: float, usage: Usage | None) -> None:
         """A call finished: its duration and, when reported, usage and cost."""
+        model = self.label(model)
         stats = self._stats(model)
         stats.latency.append(seconds)
         self._latency.labels(model).observe(seconds)
@@ -118,6 +156,7 @@ class LLMMetrics:
 
     def record_error(self, model: str, kind: str) -> None:
         """A call failed with an error of class ``kind`` (e.g. ``"RateLimited"``)."""
+        model = self.label(model)
         errors = self._stats(model).errors
         errors[kind] = errors.get(kind, 0) + 1
         self._errors.labels(model, kind).inc()

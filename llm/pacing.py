@@ -1,17 +1,24 @@
-"""How often a streamed reply's socket is read: every ``base`` seconds at light load, less
-often as more streams are open at once.
+"""How often a streamed reply's socket is read: as data comes while few streams are open,
+less often as more are open at once.
+
+API.md's cadence: while the process has at most 64 open streams a token reaches the client
+within 50 ms of arriving from the provider; under heavier load tokens may be grouped into one
+``delta``, none held longer than 300 ms; the first token is never held.
 
 Each network read of a stream costs a fixed ~100 µs of CPU (a trio wake-up and timer, httpx's
 iterator chain, httpcore's read) however many tokens it brings, so reading less often is what
-lets one process keep up with many streams. At light load the cadence stays at ``base``
-(0.1 s: text appears ten times a second); past ``streams_per_step`` open streams the interval
-grows in proportion, up to ``ceiling``, so a loaded process spends its CPU relaying text
-instead of waking up for every token. The first token of a reply is never delayed.
+lets one process keep up with many streams. Up to ``streams_per_step`` open streams the
+interval is ``base`` (default 0: read as data comes, one ``delta`` per token). Beyond that it
+rises linearly from ``base`` to ``ceiling`` (default 0.3 s), reached at
+``3 * streams_per_step`` open streams, so a loaded process spends its CPU relaying text
+instead of waking up for every token. The interval never exceeds ``ceiling``.
 """
 
 from __future__ import annotations
 
-STREAMS_PER_STEP = 64  # FASTNPC_LLM_MAX_CONCURRENCY's default: no adaptation below it
+STREAMS_PER_STEP = 64  # API.md: at most this many open streams means no grouping
+# Past STREAMS_PER_STEP open streams the interval reaches the ceiling after this many more steps.
+RAMP_STEPS = 2
 
 
 class StreamPacing:
@@ -22,15 +29,23 @@ class StreamPacing:
     def __init__(
         self, base: float, ceiling: float, *, streams_per_step: int = STREAMS_PER_STEP
     ) -> None:
-        if base < 0 or streams_per_step < 1:
-            raise ValueError("base must be >= 0 and streams_per_step >= 1")
+        if base < 0 or ceiling < 0 or streams_per_step < 1:
+            raise ValueError("base and ceiling must be >= 0 and streams_per_step >= 1")
         self.base = base
         self.ceiling = max(base, ceiling)
         self.streams_per_step = streams_per_step
         self.active = 0  # streams open now (kept by the client)
 
+    @property
+    def enabled(self) -> bool:
+        """Whether reads are ever spaced (otherwise every read happens as data comes)."""
+        return self.ceiling > 0
+
     def interval(self) -> float:
-        """Seconds from one delivery to the next network read."""
-        if self.active <= self.streams_per_step:
+        """Seconds from one delivery to the next network read (0: read at once)."""
+        step = self.streams_per_step
+        excess = self.active - step
+        if excess <= 0:
             return self.base
-        return min(self.ceiling, self.base * self.active / self.streams_per_step)
+        ramp = (self.ceiling - self.base) * excess / (RAMP_STEPS * step)
+        return min(self.ceiling, self.base + ramp)

@@ -20,6 +20,7 @@ from app.schemas import (
     GenerateIn,
     ImportQuery,
 )
+from app.services.models import chosen_model
 from app.views import character_view, parse_id
 from storage.characters import CharacterExtras
 from storage.records import CharacterSettings
@@ -168,8 +169,9 @@ async def export_card(character_id: str, query_args: CardQuery) -> ResponseRetur
 @document_response(CharacterOut, 201)
 async def generate(data: GenerateIn) -> ResponseReturnValue:
     """[stream] Generate all eight categories concurrently (`category`, `character`, `done`)."""
+    model = chosen_model(data.model, services().settings.llm.models)
     run = services().characters.start_generation(
-        current_user().id, data.name, source_text=data.source_text, model=data.model
+        current_user().id, data.name, source_text=data.source_text, model=model
     )
     return await run_response(run, character_view, status=201)
 

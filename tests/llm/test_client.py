@@ -29,6 +29,7 @@ from llm import (
     make_http_client,
 )
 from llm.fake import FakeUpstream, Fault
+from llm.http import LinearConnectionPool, LLMTransport
 from tests.fakeupstream import start_fake
 
 MESSAGES: list[Any] = [
@@ -494,10 +495,12 @@ async def test_many_sequential_calls_leave_no_connection_open(
         await client.complete(MESSAGES)
     assert upstream.completed == 1000
     assert upstream.active == 0 and upstream.disconnects == 0
-    pool = http._transport._pool  # type: ignore[attr-defined]
-    assert type(pool).__name__ == "_LinearConnectionPool"
-    assert len(pool.connections) <= 1  # one keep-alive connection, reused every time
-    assert all(conn.is_idle() for conn in pool.connections)
+    assert upstream.connections_total == 1  # one keep-alive connection, reused every time
+    transport = http._transport  # type: ignore[attr-defined]
+    assert isinstance(transport, LLMTransport)
+    assert isinstance(transport.pool, LinearConnectionPool)
+    assert len(transport.pool.connections) == 1
+    assert all(conn.is_idle() for conn in transport.pool.connections)
     snapshot = client.metrics.snapshot()["fake/model"]
     assert snapshot["calls"] == 1000 and snapshot["errors"] == 0
     assert snapshot["latency_ms"]["p50"] > 0 and snapshot["first_token_ms"]["p95"] > 0
@@ -546,6 +549,42 @@ async def test_coalesced_stream_still_yields_each_delta(
         async with client.stream(MESSAGES) as chat:
             deltas = [delta async for delta in chat]
     assert len(deltas) == 30 and "".join(deltas) == upstream.requests[-1].reply
+
+
+async def test_one_stream_relays_each_token_at_light_load(
+    upstream: FakeUpstream, http: httpx.AsyncClient
+) -> None:
+    # API.md: with at most 64 open streams a token reaches the client within 50 ms. Tokens
+    # 30 ms apart must each come out as their own batch (the old 0.1 s cadence grouped ~3).
+    upstream.behaviour.tokens = 12
+    upstream.behaviour.tokens_per_second = 1 / 0.03
+    client = make_client(upstream, http)  # the default cadence
+    batches: list[str] = []
+    with trio.fail_after(10):
+        async with client.stream(MESSAGES) as chat:
+            assert client.pacing.active == 1
+            async for text in chat.batches():
+                batches.append(text)
+    assert "".join(batches) == upstream.requests[-1].reply
+    assert len(batches) == 12  # one per token: none was held for the next one
+
+
+async def test_default_grouping_under_load_is_bounded(
+    upstream: FakeUpstream, http: httpx.AsyncClient
+) -> None:
+    # Past 64 open streams tokens are grouped, at the default ceiling of 0.3 s at most.
+    upstream.behaviour.tokens = 40
+    upstream.behaviour.tokens_per_second = 100
+    client = make_client(upstream, http)
+    client.pacing.active += 10_000  # as if that many other streams were open
+    assert client.pacing.interval() == 0.3
+    arrivals: list[float] = []
+    with trio.fail_after(10):
+        async with client.stream(MESSAGES) as chat:
+            async for _ in chat.batches():
+                arrivals.append(trio.current_time())
+    assert chat.text == upstream.requests[-1].reply
+    assert 2 <= len(arrivals) < 40  # grouped, yet in several deltas over the 0.4 s reply
 
 
 async def test_sequential_streams_reuse_one_connection(
