@@ -75,6 +75,8 @@ def describe(exc: BaseException) -> ErrorInfo:
         return ErrorInfo(502, "llm_error", f"the LLM provider failed: {exc}")
     if isinstance(exc, storage.StorageUnavailable):
         return ErrorInfo(503, "storage_unavailable", "the database is unavailable", retry_after=1)
+    if isinstance(exc, storage.InvalidReference):
+        return ErrorInfo(400, "invalid_request", str(exc))
     if isinstance(exc, RequestSchemaValidationError):
         cause = exc.validation_error
         details: Any = None

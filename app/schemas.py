@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A JSON request body: unknown fields rejected, no coercion (`true` or `"5"` is no int)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Query(BaseModel):
+    """A query string: every value arrives as text, so numbers are parsed from it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+# one password rule for register and login (a longer or shorter one can never log in)
+Password = Annotated[str, Field(min_length=8, max_length=256)]
 
 
 class Credentials(_In):
     username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
-    password: str = Field(min_length=8, max_length=256)
+    password: Password
 
 
 class LoginIn(_In):
     username: str = Field(min_length=1, max_length=256)
-    password: str = Field(min_length=1, max_length=1024)
+    password: Password
 
 
 class CharacterIn(_In):
@@ -41,7 +53,7 @@ class ChatIn(_In):
     content: str = Field(min_length=1, max_length=8_000)
 
 
-class HistoryQuery(BaseModel):
+class HistoryQuery(_Query):
     limit: int = Field(default=50, ge=1, le=200)
     before: str | None = None
 
@@ -60,7 +72,7 @@ class GroupPatch(_In):
     max_speakers: int | None = Field(default=None, ge=1, le=8)
 
 
-class GroupMemoriesQuery(BaseModel):
+class GroupMemoriesQuery(_Query):
     character_id: str | None = None
 
 

@@ -28,6 +28,7 @@ from . import (
 from .database import Database, open_database
 from .errors import (
     ConstraintViolation,
+    InvalidReference,
     NotFound,
     StorageError,
     StorageUnavailable,
@@ -72,6 +73,7 @@ __all__ = [
     "Message",
     "MessageRole",
     "MessageStatus",
+    "InvalidReference",
     "NotFound",
     "Page",
     "StorageError",

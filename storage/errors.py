@@ -7,6 +7,8 @@ Hierarchy::
     │                             database locked: the app maps it to 503
     ├── UsernameTaken             users.create_user on an existing username
     ├── NotFound                  only where a function says it raises it
+    ├── InvalidReference          an argument names a row that is not there (e.g. the
+    │                             ``before`` of a page): the caller's input, 400
     └── ConstraintViolation       an integrity constraint rejected a write
                                   (e.g. a foreign key naming a missing row)
 
@@ -36,6 +38,10 @@ class UsernameTaken(StorageError):
 
 class NotFound(StorageError):
     """The named row does not exist (only where a function documents it)."""
+
+
+class InvalidReference(StorageError):
+    """An argument names no row where it must (only where a function documents it)."""
 
 
 class ConstraintViolation(StorageError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, func, select
 
 from . import rows
+from .errors import InvalidReference
 from .records import Message, MessageRole, MessageStatus, Page
 from .schema import messages
 
@@ -66,12 +67,20 @@ def list_messages(
     """The newest ``limit`` messages with id < ``before`` (exclusive), oldest first.
 
     ``next_before`` is the id of the oldest message in the page when older
-    messages exist, otherwise None.
+    messages exist, otherwise None. Raises ``InvalidReference`` when ``before`` is
+    not a message of this conversation.
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
     query = select(messages).where(messages.c.conversation_id == conversation_id)
     if before is not None:
+        known = conn.execute(
+            select(messages.c.id).where(
+                messages.c.conversation_id == conversation_id, messages.c.id == before
+            )
+        ).first()
+        if known is None:
+            raise InvalidReference(f"message {before} is not in this conversation")
         query = query.where(messages.c.id < before)
     fetched = conn.execute(query.order_by(messages.c.id.desc()).limit(limit + 1)).all()
     items = [rows.message(row) for row in reversed(fetched[:limit])]

@@ -8,6 +8,7 @@ from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
+from app.errors import InvalidRequest
 from app.routes.common import (
     authenticated,
     before_id,
@@ -135,8 +136,12 @@ async def history(group_id: str, query_args: HistoryQuery) -> ResponseReturnValu
 @validate_querystring(GroupMemoriesQuery)
 @document_response(MemoryList)
 async def memories(group_id: str, query_args: GroupMemoriesQuery) -> ResponseReturnValue:
-    """Each member's memories of the group (`character_id` narrows to one character)."""
-    items = await services().groups.memories(
-        current_user().id, parse_id(group_id), query_args.character_id
-    )
+    """Each member's memories of the group (`character_id` narrows to one member; 400 for a
+    character that is not a member)."""
+    user_id, gid = current_user().id, parse_id(group_id)
+    if query_args.character_id is not None:
+        group = await services().groups.get(user_id, gid)
+        if parse_id(query_args.character_id) not in group.character_ids:
+            raise InvalidRequest("`character_id` is not a member of this group")
+    items = await services().groups.memories(user_id, gid, query_args.character_id)
     return {"items": [memory_view(m, with_character=True) for m in items]}
