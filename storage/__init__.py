@@ -29,6 +29,7 @@ from .database import Database, open_database
 from .errors import (
     ConstraintViolation,
     InvalidReference,
+    LastAdmin,
     NotFound,
     StorageError,
     StorageUnavailable,
@@ -74,6 +75,7 @@ __all__ = [
     "MessageRole",
     "MessageStatus",
     "InvalidReference",
+    "LastAdmin",
     "NotFound",
     "Page",
     "StorageError",

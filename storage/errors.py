@@ -6,6 +6,8 @@ Hierarchy::
     ├── StorageUnavailable        pool timeout, cannot connect, statement timeout,
     │                             database locked: the app maps it to 503
     ├── UsernameTaken             users.create_user on an existing username
+    │                             (compared case-insensitively)
+    ├── LastAdmin                 users.update_user would leave no enabled admin
     ├── NotFound                  only where a function says it raises it
     ├── InvalidReference          an argument names a row that is not there (e.g. the
     │                             ``before`` of a page): the caller's input, 400
@@ -34,6 +36,10 @@ class StorageUnavailable(StorageError):
 
 class UsernameTaken(StorageError):
     """A user with that username already exists."""
+
+
+class LastAdmin(StorageError):
+    """The change would disable or demote the last enabled administrator."""
 
 
 class NotFound(StorageError):
