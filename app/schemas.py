@@ -88,6 +88,29 @@ class LimitsIn(_In):
 # ---- responses (documentation)
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """An error: `{"error": {"code", "message", "details"?}}`."""
+
+    error: ErrorDetail
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    """`ready` with 200, `unavailable` with 503; `checks` says what was checked."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, Any]
+
+
 class UserOut(BaseModel):
     id: str
     username: str
@@ -106,6 +129,7 @@ class CharacterOut(BaseModel):
     name: str
     status: Literal["ready", "partial"]
     profile: dict[str, dict[str, Any] | None]
+    has_source_text: bool
     created_at: str
     updated_at: str
 
@@ -120,11 +144,20 @@ class MessageOut(BaseModel):
     content: str
     character_id: str | None
     status: Literal["complete", "interrupted", "error"]
+    compressed: bool
     created_at: str
 
 
 class ChatOut(BaseModel):
-    user_message: MessageOut | None
+    """`reply` is null when the generation was stopped before any text."""
+
+    user_message: MessageOut
+    reply: MessageOut | None
+
+
+class ReplyOut(BaseModel):
+    """The new reply of a regeneration (null when stopped before any text)."""
+
     reply: MessageOut | None
 
 
@@ -137,6 +170,7 @@ class MemoryOut(BaseModel):
     id: str
     kind: Literal["short_term", "long_term"]
     content: str
+    importance: int
     created_at: str
     character_id: str | None = None
 

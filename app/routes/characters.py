@@ -6,6 +6,7 @@ from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_request
 
+from app.openapi import LLM_ERRORS, errors, no_content_response, streams
 from app.routes.common import authenticated, current_user, no_content, run_response, services
 from app.schemas import CharacterIn, CharacterList, CharacterOut, CharacterPatch, GenerateIn
 from app.views import character_view, parse_id
@@ -17,6 +18,7 @@ bp = Blueprint("characters", __name__, url_prefix="/api/characters")
 @authenticated
 @validate_request(CharacterIn)
 @document_response(CharacterOut, 201)
+@errors(400, 413)
 async def create(data: CharacterIn) -> ResponseReturnValue:
     """Create a character from a name and an optional partial profile."""
     character = await services().characters.create(current_user().id, data.name, data.profile)
@@ -35,6 +37,7 @@ async def list_characters() -> ResponseReturnValue:
 @bp.get("/<character_id>")
 @authenticated
 @document_response(CharacterOut)
+@errors(404)
 async def get(character_id: str) -> ResponseReturnValue:
     character = await services().characters.get(current_user().id, parse_id(character_id))
     return character_view(character)
@@ -44,6 +47,7 @@ async def get(character_id: str) -> ResponseReturnValue:
 @authenticated
 @validate_request(CharacterPatch)
 @document_response(CharacterOut)
+@errors(400, 404, 413)
 async def patch(character_id: str, data: CharacterPatch) -> ResponseReturnValue:
     """Rename and/or replace the given profile categories."""
     character = await services().characters.update(
@@ -54,6 +58,8 @@ async def patch(character_id: str, data: CharacterPatch) -> ResponseReturnValue:
 
 @bp.delete("/<character_id>")
 @authenticated
+@no_content_response
+@errors(404)
 async def delete(character_id: str) -> ResponseReturnValue:
     """Delete a character with its chat, memories and group memberships."""
     await services().characters.delete(current_user().id, parse_id(character_id))
@@ -64,6 +70,8 @@ async def delete(character_id: str) -> ResponseReturnValue:
 @authenticated
 @validate_request(GenerateIn)
 @document_response(CharacterOut, 201)
+@errors(400, 413, *LLM_ERRORS)
+@streams
 async def generate(data: GenerateIn) -> ResponseReturnValue:
     """[stream] Generate all eight categories concurrently (`category`, `character`, `done`)."""
     run = services().characters.start_generation(
@@ -75,6 +83,8 @@ async def generate(data: GenerateIn) -> ResponseReturnValue:
 @bp.post("/<character_id>/generate/<category>")
 @authenticated
 @document_response(CharacterOut)
+@errors(404, *LLM_ERRORS)
+@streams
 async def regenerate_category(character_id: str, category: str) -> ResponseReturnValue:
     """[stream] Regenerate one category (`category`, `character`, `done`)."""
     run = await services().characters.start_regeneration(
