@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 class _In(BaseModel):
@@ -18,6 +18,17 @@ class _Query(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integers include `5.0`; anything else (`true`, `"5"`, `5.5`) is left for
+    strict validation to reject."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+# an integer in a request body: strict, but a float with no fraction is the same number
+Integer = Annotated[int, BeforeValidator(_integral)]
 
 # one password rule for register and login (a longer or shorter one can never log in)
 Password = Annotated[str, Field(min_length=8, max_length=256)]
@@ -62,14 +73,14 @@ class GroupIn(_In):
     name: str = Field(min_length=1, max_length=100)
     character_ids: list[str] = Field(min_length=2, max_length=8)
     strategy: Literal["moderator", "round_robin", "all"] = "moderator"
-    max_speakers: int = Field(default=2, ge=1, le=8)
+    max_speakers: Integer = Field(default=2, ge=1, le=8)
 
 
 class GroupPatch(_In):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     character_ids: list[str] | None = Field(default=None, min_length=2, max_length=8)
     strategy: Literal["moderator", "round_robin", "all"] | None = None
-    max_speakers: int | None = Field(default=None, ge=1, le=8)
+    max_speakers: Integer | None = Field(default=None, ge=1, le=8)
 
 
 class GroupMemoriesQuery(_Query):
@@ -82,7 +93,7 @@ class AdminUserPatch(_In):
 
 
 class LimitsIn(_In):
-    max_concurrency: int = Field(ge=1, le=1000)
+    max_concurrency: Integer = Field(ge=1, le=1000)
 
 
 # ---- responses (documentation)

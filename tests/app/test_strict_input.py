@@ -36,12 +36,15 @@ def _assert_invalid(r: Any) -> None:
 async def test_numbers_and_booleans_are_not_coerced(live: Live) -> None:
     root = await _admin(live)
     before = (await root.request("GET", "/api/admin/llm")).json()["limiter"]["total"]
-    for value in (True, "5", 5.0, None):
+    for value in (True, "5", 5.5, None):
         r = await root.request("PUT", "/api/admin/llm/limits", json={"max_concurrency": value})
         _assert_invalid(r)
     assert (await root.request("GET", "/api/admin/llm")).json()["limiter"]["total"] == before
     r = await root.request("PUT", "/api/admin/llm/limits", json={"max_concurrency": 5})
     assert r.status_code == 200 and r.json()["total"] == 5
+    # JSON Schema's integers include 6.0 (the document says `integer`)
+    r = await root.request("PUT", "/api/admin/llm/limits", json={"max_concurrency": 6.0})
+    assert r.status_code == 200 and r.json()["total"] == 6
 
     alice = await live.register()
     user_path = f"/api/admin/users/{alice.user['id']}"
