@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from app.services.profile import INPUT_SCHEMAS
 
 
 class _In(BaseModel):
@@ -30,6 +32,21 @@ def _integral(value: Any) -> Any:
 # an integer in a request body: strict, but a float with no fraction is the same number
 Integer = Annotated[int, BeforeValidator(_integral)]
 
+# an id in a body or query: canonical decimal digits (`05` names nothing, see views.parse_id)
+Id = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,17})$")]
+
+
+def _profile_schema() -> dict[str, Any]:
+    categories = {
+        category: {"anyOf": [model.model_json_schema(), {"type": "null"}]}
+        for category, model in INPUT_SCHEMAS.items()
+    }
+    return {"type": "object", "properties": categories, "additionalProperties": False}
+
+
+# a partial profile: validated by app.services.profile (the document says what it accepts)
+PartialProfile = Annotated[dict[str, Any], WithJsonSchema(_profile_schema())]
+
 # one password rule for register and login (a longer or shorter one can never log in)
 Password = Annotated[str, Field(min_length=8, max_length=256)]
 
@@ -46,12 +63,12 @@ class LoginIn(_In):
 
 class CharacterIn(_In):
     name: str = Field(min_length=1, max_length=100)
-    profile: dict[str, Any] | None = None
+    profile: PartialProfile | None = None
 
 
 class CharacterPatch(_In):
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    profile: dict[str, Any] | None = None
+    profile: PartialProfile | None = None
 
 
 class GenerateIn(_In):
@@ -66,25 +83,25 @@ class ChatIn(_In):
 
 class HistoryQuery(_Query):
     limit: int = Field(default=50, ge=1, le=200)
-    before: str | None = None
+    before: Id | None = None
 
 
 class GroupIn(_In):
     name: str = Field(min_length=1, max_length=100)
-    character_ids: list[str] = Field(min_length=2, max_length=8)
+    character_ids: list[Id] = Field(min_length=2, max_length=8)
     strategy: Literal["moderator", "round_robin", "all"] = "moderator"
     max_speakers: Integer = Field(default=2, ge=1, le=8)
 
 
 class GroupPatch(_In):
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    character_ids: list[str] | None = Field(default=None, min_length=2, max_length=8)
+    character_ids: list[Id] | None = Field(default=None, min_length=2, max_length=8)
     strategy: Literal["moderator", "round_robin", "all"] | None = None
     max_speakers: Integer | None = Field(default=None, ge=1, le=8)
 
 
 class GroupMemoriesQuery(_Query):
-    character_id: str | None = None
+    character_id: Id | None = None
 
 
 class AdminUserPatch(_In):
