@@ -136,7 +136,11 @@ async def _admin_create(username: str, password: str) -> int:
     settings = Settings()
     async with open_database(settings.database_url) as db:
         auth = AuthService(db, token_ttl=timedelta(days=1), hash_concurrency=1)
-        user = await auth.ensure_admin(username, password)
+        try:
+            user = await auth.ensure_admin(username, password)
+        except ValueError as exc:
+            print(f"fastnpc: {exc}", file=sys.stderr)
+            return 2
     print(f"admin {user.username} (id {user.id}) is ready")
     return 0
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from app.services.auth import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from app.services.profile import INPUT_SCHEMAS
 
 
@@ -48,7 +49,7 @@ def _profile_schema() -> dict[str, Any]:
 PartialProfile = Annotated[dict[str, Any], WithJsonSchema(_profile_schema())]
 
 # one password rule for register and login (a longer or shorter one can never log in)
-Password = Annotated[str, Field(min_length=8, max_length=256)]
+Password = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
 
 
 class Credentials(_In):

@@ -221,3 +221,10 @@ async def test_last_enabled_admin_cannot_be_disabled_or_demoted(live: Live) -> N
     r = await alice.request("PATCH", alice_path, json={"disabled": True})
     assert r.status_code == 409
     assert (await alice.request("GET", "/api/admin/stats")).status_code == 200
+
+
+async def test_a_configured_admin_password_must_be_one_login_accepts(live: Live) -> None:
+    for password in ("short", "p" * 257):
+        with pytest.raises(ValueError, match="8-256"):
+            await live.services.auth.ensure_admin("root", password)
+    assert (await login(live, "root", "rootpassword")).status_code == 200
