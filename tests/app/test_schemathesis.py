@@ -1,7 +1,8 @@
 """Schemathesis against a live server: every operation of /openapi.json (the [stream] routes in
 their JSON mode), positive and negative examples, every check the installed schemathesis runs
 by default (no 5xx, documented statuses, content types, headers and bodies, rejected invalid
-data, accepted valid data, authentication that is never ignored, ...). Any finding fails.
+data, accepted valid data, authentication that is never ignored, ...), and the first user's
+resources requested by the second user never succeed. Any finding fails.
 
 The server is real Hypercorn on 127.0.0.1 port 0 with the fake LLM, run by trio in a thread so
 the test itself stays synchronous (schemathesis' calls block). Bounded: ``MAX_EXAMPLES`` per
@@ -135,8 +136,17 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         yield _seed(base_url)
 
 
-def _check(operation: Any, strategy: Any, headers: Callable[[], dict[str, str]]) -> list[str]:
-    """Run the checks on up to ``MAX_EXAMPLES`` cases of ``strategy``; the findings."""
+def _check(
+    operation: Any,
+    strategy: Any,
+    headers: Callable[[], dict[str, str]],
+    *,
+    foreign: bool = False,
+) -> list[str]:
+    """Run the checks on up to ``MAX_EXAMPLES`` cases of ``strategy``; the findings.
+
+    ``foreign``: the cases name another user's resources, so no answer may be a success.
+    """
 
     @given(case=strategy)
     @settings(
@@ -148,7 +158,11 @@ def _check(operation: Any, strategy: Any, headers: Callable[[], dict[str, str]])
         phases=[Phase.explicit, Phase.generate, Phase.shrink],
     )
     def run(case: Any) -> None:
-        case.call_and_validate(headers=headers())
+        response = case.call_and_validate(headers=headers())
+        if foreign:
+            assert response.status_code >= 400, (
+                f"another user's resource answered {response.status_code}: {response.text[:200]}"
+            )
 
     try:
         run()
@@ -192,11 +206,12 @@ def test_api_conforms_to_its_openapi_document(target: Target) -> None:
             (operation.as_strategy(GenerationMode.POSITIVE), admin),
             (operation.as_strategy(GenerationMode.NEGATIVE), admin),
         ]
-        if real_ids:  # the first user's real resources, as the first and as the second user
-            real = operation.as_strategy(path_parameters=real_ids)
-            runs += [(real, admin), (real, lambda: target.other_headers)]
         for strategy, headers in runs:
             findings += _check(operation, strategy, headers)
+        if real_ids:  # the first user's real resources, as the first and as the second user
+            real = operation.as_strategy(path_parameters=real_ids)
+            findings += _check(operation, real, admin)
+            findings += _check(operation, real, lambda: target.other_headers, foreign=True)
     # the run kept its credentials (a revoked token would have made every answer a 401)
     r = httpx.get(f"{target.base_url}/api/me", headers=target.headers)
     assert r.status_code == 200, r.text
