@@ -222,7 +222,11 @@ async def _admin_create_async(settings: Any, username: str, password: str) -> in
 
     async with open_database(settings.database_url, migrate=False) as db:
         auth = AuthService(db, token_ttl=timedelta(days=1), hash_concurrency=1)
-        user = await auth.ensure_admin(username, password)
+        try:
+            user = await auth.ensure_admin(username, password)
+        except ValueError as exc:
+            print(f"fastnpc: {exc}", file=sys.stderr)
+            return 2
     print(f"admin {user.username} (id {user.id}) is ready")
     return 0
 

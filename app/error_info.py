@@ -61,4 +61,6 @@ def describe(exc: BaseException) -> ErrorInfo:
         return ErrorInfo(502, "llm_error", f"the LLM provider failed: {exc}")
     if isinstance(exc, storage.StorageUnavailable):
         return ErrorInfo(503, "storage_unavailable", "the database is unavailable", retry_after=1)
+    if isinstance(exc, storage.InvalidReference):
+        return ErrorInfo(400, "invalid_request", str(exc))
     return ErrorInfo(500, "internal_error", "internal server error")

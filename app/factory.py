@@ -9,6 +9,7 @@ from quart_trio import QuartTrio
 
 from app.body_limits import limited_request_class
 from app.http_errors import install_error_handlers
+from app.openapi import SECURITY_SCHEMES, FastNPCOpenAPI
 from app.routes import admin, auth, characters, chat, docs, groups, health, media, persona, tree
 from app.services.container import Services, run_services
 from app.settings import Settings
@@ -33,8 +34,8 @@ def create_app(
     QuartSchema(
         app,
         info=Info(title="FastNPC", version="0.1.0"),
-        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
-        security=[{"bearer": []}],
+        security_schemes=SECURITY_SCHEMES,
+        openapi_provider_class=FastNPCOpenAPI,
         redoc_ui_path=None,
         scalar_ui_path=None,
         swagger_ui_path=None,  # app/routes/docs.py serves /docs from local files

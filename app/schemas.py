@@ -4,24 +4,64 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from app.services.auth import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
+from app.services.profile import INPUT_SCHEMAS
 from llm import MODEL_ID_PATTERN
 from storage.records import CharacterSettings, Source
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A JSON request body: unknown fields rejected, no coercion (`true` or `"5"` is no int)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class _Query(BaseModel):
+    """A query string: every value arrives as text, so numbers are parsed from it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+def _integral(value: Any) -> Any:
+    """JSON Schema's integers include `5.0`; anything else (`true`, `"5"`, `5.5`) is left for
+    strict validation to reject."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+# an integer in a request body: strict, but a float with no fraction is the same number
+Integer = Annotated[int, BeforeValidator(_integral)]
+
+# an id in a body or query: canonical decimal digits (`05` names nothing, see views.parse_id)
+Id = Annotated[str, Field(pattern=r"^(0|[1-9][0-9]{0,17})$")]
+
+
+def _profile_schema() -> dict[str, Any]:
+    categories = {
+        category: {"anyOf": [model.model_json_schema(), {"type": "null"}]}
+        for category, model in INPUT_SCHEMAS.items()
+    }
+    return {"type": "object", "properties": categories, "additionalProperties": False}
+
+
+# a partial profile: validated by app.services.profile (the document says what it accepts)
+PartialProfile = Annotated[dict[str, Any], WithJsonSchema(_profile_schema())]
+
+# one password rule for register and login (a longer or shorter one can never log in)
+Password = Annotated[str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)]
 
 
 class Credentials(_In):
     username: str = Field(min_length=3, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")
-    password: str = Field(min_length=8, max_length=256)
+    password: Password
 
 
 class LoginIn(_In):
     username: str = Field(min_length=1, max_length=256)
-    password: str = Field(min_length=1, max_length=1024)
+    password: Password
 
 
 ModelId = Annotated[str, Field(min_length=1, max_length=100, pattern=MODEL_ID_PATTERN)]
@@ -65,14 +105,14 @@ class _CharacterCardFields(_In):
 
 class CharacterIn(_CharacterCardFields):
     name: str = Field(min_length=1, max_length=100)
-    profile: dict[str, Any] | None = None
+    profile: PartialProfile | None = None
 
 
 class CharacterPatch(_CharacterCardFields):
     """Fields given replace the stored ones (`greeting: null` clears it; `settings` keys merge)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    profile: dict[str, Any] | None = None
+    profile: PartialProfile | None = None
 
 
 class CardQuery(BaseModel):
@@ -111,31 +151,31 @@ class MessagePatch(_In):
     content: str = Field(min_length=1, max_length=8_000)
 
 
-class ExportQuery(BaseModel):
+class ExportQuery(_Query):
     format: Literal["fastnpc", "jsonl"] = "fastnpc"
 
 
-class HistoryQuery(BaseModel):
+class HistoryQuery(_Query):
     limit: int = Field(default=50, ge=1, le=200)
-    before: str | None = None
+    before: Id | None = None
 
 
 class GroupIn(_In):
     name: str = Field(min_length=1, max_length=100)
-    character_ids: list[str] = Field(min_length=2, max_length=8)
+    character_ids: list[Id] = Field(min_length=2, max_length=8)
     strategy: Literal["moderator", "round_robin", "all"] = "moderator"
-    max_speakers: int = Field(default=2, ge=1, le=8)
+    max_speakers: Integer = Field(default=2, ge=1, le=8)
 
 
 class GroupPatch(_In):
     name: str | None = Field(default=None, min_length=1, max_length=100)
-    character_ids: list[str] | None = Field(default=None, min_length=2, max_length=8)
+    character_ids: list[Id] | None = Field(default=None, min_length=2, max_length=8)
     strategy: Literal["moderator", "round_robin", "all"] | None = None
-    max_speakers: int | None = Field(default=None, ge=1, le=8)
+    max_speakers: Integer | None = Field(default=None, ge=1, le=8)
 
 
-class GroupMemoriesQuery(BaseModel):
-    character_id: str | None = None
+class GroupMemoriesQuery(_Query):
+    character_id: Id | None = None
 
 
 class AdminUserPatch(_In):
@@ -144,10 +184,33 @@ class AdminUserPatch(_In):
 
 
 class LimitsIn(_In):
-    max_concurrency: int = Field(ge=1, le=1000)
+    max_concurrency: Integer = Field(ge=1, le=1000)
 
 
 # ---- responses (documentation)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """An error: `{"error": {"code", "message", "details"?}}`."""
+
+    error: ErrorDetail
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    """`ready` with 200, `unavailable` with 503; `checks` says what was checked."""
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, Any]
 
 
 class UserOut(BaseModel):
@@ -187,6 +250,7 @@ class CharacterOut(BaseModel):
     avatar_url: str | None
     sources: list[SourceOut]
     settings: CharacterSettingsOut
+    has_source_text: bool
     created_at: str
     updated_at: str
 
@@ -206,6 +270,7 @@ class MessageOut(BaseModel):
     content: str
     character_id: str | None
     status: Literal["complete", "interrupted", "error"]
+    compressed: bool
     created_at: str
     parent_id: str | None = Field(default=None, description="None for a root of the tree")
     sibling_index: int = Field(
@@ -217,7 +282,15 @@ class MessageOut(BaseModel):
 
 
 class ChatOut(BaseModel):
-    user_message: MessageOut | None
+    """`reply` is null when the generation was stopped before any text."""
+
+    user_message: MessageOut
+    reply: MessageOut | None
+
+
+class ReplyOut(BaseModel):
+    """The new reply of a regeneration (null when stopped before any text)."""
+
     reply: MessageOut | None
 
 
@@ -237,6 +310,7 @@ class MemoryOut(BaseModel):
     id: str
     kind: Literal["short_term", "long_term"]
     content: str
+    importance: int
     created_at: str
     character_id: str | None = None
 

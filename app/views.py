@@ -112,8 +112,13 @@ def group_view(group: Group) -> dict[str, Any]:
 
 
 def parse_id(raw: str | None) -> int | None:
-    """An opaque id from a path or body; None when it cannot name anything."""
+    """An opaque id from a path, query or body; None when it cannot name anything.
+
+    Ids are canonical: the decimal digits `str(id)` gives, so `05` or `+5` names nothing.
+    """
     if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return None
+    if raw.startswith("0") and raw != "0":
         return None
     return int(raw)
 

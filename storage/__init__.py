@@ -30,6 +30,8 @@ from . import (
 from .database import Database, open_database
 from .errors import (
     ConstraintViolation,
+    InvalidReference,
+    LastAdmin,
     NotFound,
     StorageError,
     StorageUnavailable,
@@ -78,6 +80,8 @@ __all__ = [
     "Message",
     "MessageRole",
     "MessageStatus",
+    "InvalidReference",
+    "LastAdmin",
     "NotFound",
     "Page",
     "Persona",

@@ -6,7 +6,11 @@ Hierarchy::
     ├── StorageUnavailable        pool timeout, cannot connect, statement timeout,
     │                             database locked: the app maps it to 503
     ├── UsernameTaken             users.create_user on an existing username
+    │                             (compared case-insensitively)
+    ├── LastAdmin                 users.update_user would leave no enabled admin
     ├── NotFound                  only where a function says it raises it
+    ├── InvalidReference          an argument names a row that is not there (e.g. the
+    │                             ``before`` of a page): the caller's input, 400
     └── ConstraintViolation       an integrity constraint rejected a write
                                   (e.g. a foreign key naming a missing row)
 
@@ -34,8 +38,16 @@ class UsernameTaken(StorageError):
     """A user with that username already exists."""
 
 
+class LastAdmin(StorageError):
+    """The change would disable or demote the last enabled administrator."""
+
+
 class NotFound(StorageError):
     """The named row does not exist (only where a function documents it)."""
+
+
+class InvalidReference(StorageError):
+    """An argument names no row where it must (only where a function documents it)."""
 
 
 class ConstraintViolation(StorageError):

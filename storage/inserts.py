@@ -20,20 +20,22 @@ def insert_or_ignore(
     table: Table,
     values: Mapping[str, Any],
     *,
-    index_elements: Sequence[str],
+    index_elements: Sequence[str] | None,
     index_where: ColumnElement[bool] | TextClause | None = None,
 ) -> Row[Any] | None:
-    """Insert ``values`` unless it conflicts on ``index_elements``; the new row or None."""
+    """Insert ``values`` unless it conflicts on ``index_elements`` (None: on any unique key);
+    the new row or None."""
+    elements = None if index_elements is None else list(index_elements)
     if conn.dialect.name == "sqlite":
         sqlite_stmt = (
             sqlite_insert(table)
             .values(dict(values))
-            .on_conflict_do_nothing(index_elements=list(index_elements), index_where=index_where)
+            .on_conflict_do_nothing(index_elements=elements, index_where=index_where)
         )
         return conn.execute(sqlite_stmt.returning(*table.c)).first()
     pg_stmt = (
         postgresql_insert(table)
         .values(dict(values))
-        .on_conflict_do_nothing(index_elements=list(index_elements), index_where=index_where)
+        .on_conflict_do_nothing(index_elements=elements, index_where=index_where)
     )
     return conn.execute(pg_stmt.returning(*table.c)).first()

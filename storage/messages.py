@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from . import memories, tree
+from .errors import InvalidReference
 from .records import Message, MessageRole, MessageStatus, Page
 from .schema import messages
 
@@ -141,8 +142,7 @@ def list_messages(
     first; without ``before``, the last page (ending at the active leaf).
 
     ``before`` may name any message of the conversation (the page is then its
-    ancestors); one that names no message of it gives an empty page
-    (``message_in_conversation`` tells the two apart). ``next_before`` is the
+    ancestors); one that names no message of it raises ``InvalidReference``. ``next_before`` is the
     id of the oldest message in the page when older messages exist, otherwise
     None. Cost: ``limit`` steps up the tree, whatever its size.
     """
@@ -156,7 +156,9 @@ def list_messages(
                 messages.c.id == before, messages.c.conversation_id == conversation_id
             )
         ).first()
-        start = None if anchor is None else anchor.parent_id
+        if anchor is None:
+            raise InvalidReference(f"message {before} is not in this conversation")
+        start = anchor.parent_id
     walked = tree.path_messages(conn, conversation_id, start, max_steps=limit + 1)
     items = walked[-limit:]
     next_before = items[0].id if len(walked) > limit else None

@@ -25,6 +25,7 @@ greater than its parent's). ``conversations.active_leaf_id`` ends the active
 path; ``messages.active_rank`` orders siblings by when they were last active.
 These references have no foreign keys (they would make the tables cyclic);
 ``storage.tree`` keeps them consistent.
+* ``users``: usernames unique case-insensitively (unique ``username_key``).
 """
 
 from __future__ import annotations
@@ -77,10 +78,14 @@ users = Table(
     metadata,
     _id(),
     Column("username", String(64), nullable=False, unique=True),
+    # users.username_key(username): unique, so usernames are unique case-insensitively.
+    # NULL only on rows migration 0002 found clashing with an older one (see there).
+    Column("username_key", Text, nullable=True),
     Column("password_hash", Text, nullable=False),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("disabled", Boolean, nullable=False, default=False),
     _created_at(),
+    Index("uq_users_username_key", "username_key", unique=True),
     **_AUTOINC,
 )
 

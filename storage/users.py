@@ -1,26 +1,44 @@
-"""Users: accounts, credentials, admin flags."""
+"""Users: accounts, credentials, admin flags.
+
+Usernames are unique case-insensitively and keep the case they were registered with: each row
+holds ``username_key(username)`` under a unique index. A lookup by name takes the exact
+username first, then the key (rows from before migration 0002 that clash by case have no key
+and are found by their exact name only).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select, update
+from typing import Any
+
+from sqlalchemy import Connection, Row, case, func, or_, select, update
 
 from . import rows
-from .errors import UsernameTaken
+from .errors import LastAdmin, UsernameTaken
 from .inserts import insert_or_ignore
 from .records import User, UserCredentials, UserWithCounts
 from .schema import characters, conversations, messages, users
 from .tokens import revoke_user_tokens
 
 
+def username_key(username: str) -> str:
+    """The case-insensitive form of a username (what uniqueness is checked on)."""
+    return username.lower()
+
+
 def create_user(
     conn: Connection, username: str, password_hash: str, *, is_admin: bool = False
 ) -> User:
-    """Create a user; raises ``UsernameTaken`` if the username exists."""
+    """Create a user; raises ``UsernameTaken`` if the username exists in any case."""
     row = insert_or_ignore(
         conn,
         users,
-        {"username": username, "password_hash": password_hash, "is_admin": is_admin},
-        index_elements=["username"],
+        {
+            "username": username,
+            "username_key": username_key(username),
+            "password_hash": password_hash,
+            "is_admin": is_admin,
+        },
+        index_elements=None,  # the exact name or its key: whichever unique index is hit
     )
     if row is None:
         raise UsernameTaken(username)
@@ -33,26 +51,44 @@ def get_user(conn: Connection, user_id: int) -> User | None:
     return rows.user(row) if row else None
 
 
+def _by_name(conn: Connection, username: str) -> Row[Any] | None:
+    exact = users.c.username == username
+    return conn.execute(
+        select(users)
+        .where(or_(exact, users.c.username_key == username_key(username)))
+        .order_by(case((exact, 0), else_=1))
+        .limit(1)
+    ).first()
+
+
 def get_credentials(conn: Connection, username: str) -> UserCredentials | None:
-    """The user and password hash for ``username`` (exact match), or None."""
-    row = conn.execute(select(users).where(users.c.username == username)).first()
+    """The user and password hash for ``username`` (in any case), or None."""
+    row = _by_name(conn, username)
     if row is None:
         return None
     return UserCredentials(user=rows.user(row), password_hash=row.password_hash)
 
 
 def ensure_admin(conn: Connection, username: str, password_hash: str) -> User:
-    """Create an admin, or make the existing user an enabled admin with this password."""
+    """Create an admin, or make the existing user (``username`` in any case) an enabled admin
+    with this password."""
     row = insert_or_ignore(
         conn,
         users,
-        {"username": username, "password_hash": password_hash, "is_admin": True},
-        index_elements=["username"],
+        {
+            "username": username,
+            "username_key": username_key(username),
+            "password_hash": password_hash,
+            "is_admin": True,
+        },
+        index_elements=None,
     )
     if row is None:
+        existing = _by_name(conn, username)
+        assert existing is not None, "a conflicting insert names an existing user"
         row = conn.execute(
             update(users)
-            .where(users.c.username == username)
+            .where(users.c.id == existing.id)
             .values(is_admin=True, disabled=False, password_hash=password_hash)
             .returning(*users.c)
         ).one()
@@ -64,7 +100,8 @@ def update_user(
 ) -> User | None:
     """Change flags (None leaves a flag alone); disabling revokes all the user's tokens.
 
-    Returns the updated user, or None if there is no such user.
+    Returns the updated user, or None if there is no such user. Raises ``LastAdmin`` when
+    the change would disable or demote the last enabled admin.
     """
     values: dict[str, bool] = {}
     if disabled is not None:
@@ -73,6 +110,8 @@ def update_user(
         values["is_admin"] = is_admin
     if not values:
         return get_user(conn, user_id)
+    if disabled or is_admin is False:
+        _keep_an_enabled_admin(conn, user_id)
     row = conn.execute(
         update(users).where(users.c.id == user_id).values(**values).returning(*users.c)
     ).first()
@@ -81,6 +120,25 @@ def update_user(
     if disabled:
         revoke_user_tokens(conn, user_id)
     return rows.user(row)
+
+
+def _keep_an_enabled_admin(conn: Connection, losing: int) -> None:
+    """Raise ``LastAdmin`` if user ``losing`` is the only enabled admin.
+
+    The enabled admins' rows are locked (PostgreSQL ``FOR UPDATE``; SQLite writers are
+    serialised anyway), so two admins demoting each other at once cannot both succeed.
+    """
+    enabled_admins = (
+        conn.execute(
+            select(users.c.id)
+            .where(users.c.is_admin.is_(True), users.c.disabled.is_(False))
+            .with_for_update()
+        )
+        .scalars()
+        .all()
+    )
+    if enabled_admins == [losing]:
+        raise LastAdmin("the last enabled admin cannot be disabled or demoted")
 
 
 def list_users_with_counts(conn: Connection) -> list[UserWithCounts]:

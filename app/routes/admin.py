@@ -6,6 +6,7 @@ from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_request
 
+from app.openapi import errors
 from app.routes.common import admin_only, authenticated, services
 from app.schemas import (
     AdminUserList,
@@ -37,6 +38,7 @@ async def list_users() -> ResponseReturnValue:
 @admin_only
 @validate_request(AdminUserPatch)
 @document_response(UserOut)
+@errors(400, 404, 409, 413)
 async def patch_user(user_id: str, data: AdminUserPatch) -> ResponseReturnValue:
     """Set `disabled` and/or `is_admin`; disabling revokes the user's tokens."""
     user = await services().admin.update_user(
@@ -68,6 +70,7 @@ async def llm_state() -> ResponseReturnValue:
 @admin_only
 @validate_request(LimitsIn)
 @document_response(LimiterOut)
+@errors(400, 413)
 async def put_limits(data: LimitsIn) -> ResponseReturnValue:
     """Resize the LLM concurrency limit now, without a restart."""
     return services().admin.resize(data.max_concurrency)

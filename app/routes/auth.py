@@ -6,6 +6,7 @@ from quart import Blueprint, g
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_request
 
+from app.openapi import errors, no_content_response
 from app.routes.common import authenticated, current_user, no_content, services
 from app.schemas import AuthOut, Credentials, LoginIn, UserOut
 from app.views import user_view
@@ -16,6 +17,7 @@ bp = Blueprint("auth", __name__, url_prefix="/api")
 @bp.post("/auth/register")
 @validate_request(Credentials)
 @document_response(AuthOut, 201)
+@errors(400, 409, 413, 503)
 async def register(data: Credentials) -> ResponseReturnValue:
     """Create an account and return a bearer token."""
     user, token = await services().auth.register(data.username, data.password)
@@ -24,6 +26,8 @@ async def register(data: Credentials) -> ResponseReturnValue:
 
 @bp.post("/auth/login")
 @validate_request(LoginIn)
+@document_response(AuthOut)
+@errors(400, 401, 403, 413, 429, 503)
 async def login(data: LoginIn) -> ResponseReturnValue:
     """Exchange a username and password for a bearer token."""
     user, token = await services().auth.login(data.username, data.password)
@@ -32,6 +36,7 @@ async def login(data: LoginIn) -> ResponseReturnValue:
 
 @bp.post("/auth/logout")
 @authenticated
+@no_content_response
 async def logout() -> ResponseReturnValue:
     """Revoke the token used for this request; it stops working at once."""
     await services().auth.logout(g.token_hash)

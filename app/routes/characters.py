@@ -10,6 +10,7 @@ from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
 from app.body_limits import accepts_upload
+from app.openapi import LLM_ERRORS, errors, no_content_response, streams, text_response
 from app.routes.common import authenticated, current_user, no_content, run_response, services
 from app.schemas import (
     CardQuery,
@@ -32,6 +33,7 @@ bp = Blueprint("characters", __name__, url_prefix="/api/characters")
 @authenticated
 @validate_request(CharacterIn)
 @document_response(CharacterOut, 201)
+@errors(400, 413)
 async def create(data: CharacterIn) -> ResponseReturnValue:
     """Create a character from a name, an optional partial profile and its card fields."""
     extras = CharacterExtras(
@@ -78,6 +80,7 @@ async def list_characters() -> ResponseReturnValue:
 @bp.get("/<character_id>")
 @authenticated
 @document_response(CharacterOut)
+@errors(404)
 async def get(character_id: str) -> ResponseReturnValue:
     character = await services().characters.get(current_user().id, parse_id(character_id))
     return character_view(character)
@@ -87,6 +90,7 @@ async def get(character_id: str) -> ResponseReturnValue:
 @authenticated
 @validate_request(CharacterPatch)
 @document_response(CharacterOut)
+@errors(400, 404, 413)
 async def patch(character_id: str, data: CharacterPatch) -> ResponseReturnValue:
     """Rename, replace the given profile categories and card fields (settings keys merge)."""
     character = await services().characters.update(
@@ -103,6 +107,7 @@ async def patch(character_id: str, data: CharacterPatch) -> ResponseReturnValue:
 @accepts_upload
 @authenticated
 @document_response(CharacterOut)
+@errors(400, 404, 413)
 async def put_avatar(character_id: str) -> ResponseReturnValue:
     """Upload an avatar (PNG, JPEG or WebP body ≤ FASTNPC_MAX_UPLOAD_BYTES); stored as a
     256×256 PNG centre crop. Not such an image, or over 40 megapixels: 400 `invalid_image`."""
@@ -116,6 +121,7 @@ async def put_avatar(character_id: str) -> ResponseReturnValue:
 @bp.delete("/<character_id>/avatar")
 @authenticated
 @document_response(CharacterOut)
+@errors(404)
 async def delete_avatar(character_id: str) -> ResponseReturnValue:
     """Remove the character's avatar."""
     character = await services().characters.delete_avatar(current_user().id, parse_id(character_id))
@@ -124,6 +130,8 @@ async def delete_avatar(character_id: str) -> ResponseReturnValue:
 
 @bp.delete("/<character_id>")
 @authenticated
+@no_content_response
+@errors(404)
 async def delete(character_id: str) -> ResponseReturnValue:
     """Delete a character with its chat, memories and group memberships."""
     await services().characters.delete(current_user().id, parse_id(character_id))
@@ -135,6 +143,8 @@ async def delete(character_id: str) -> ResponseReturnValue:
 @authenticated
 @validate_querystring(ImportQuery)
 @document_response(CharacterOut, 201)
+@errors(400, 413, *LLM_ERRORS)
+@streams
 async def import_card(query_args: ImportQuery) -> ResponseReturnValue:
     """[stream] Import a Character Card V2/V3 (`application/json`, or `image/png` with a `ccv3`
     or `chara` text chunk; ≤ FASTNPC_MAX_UPLOAD_BYTES). `?complete=true` generates the
@@ -150,6 +160,8 @@ async def import_card(query_args: ImportQuery) -> ResponseReturnValue:
 @bp.get("/<character_id>/card")
 @authenticated
 @validate_querystring(CardQuery)
+@text_response("application/json", "A Character Card V2 or V3, as JSON or PNG.", "image/png")
+@errors(400, 404)
 async def export_card(character_id: str, query_args: CardQuery) -> ResponseReturnValue:
     """The character as a Character Card (`spec=v2|v3`, `format=json|png`); a PNG carries
     `chara` (V2, base64 JSON) and for V3 also `ccv3`. `data.extensions.fastnpc` holds the
@@ -167,6 +179,8 @@ async def export_card(character_id: str, query_args: CardQuery) -> ResponseRetur
 @authenticated
 @validate_request(GenerateIn)
 @document_response(CharacterOut, 201)
+@errors(400, 413, *LLM_ERRORS)
+@streams
 async def generate(data: GenerateIn) -> ResponseReturnValue:
     """[stream] Generate all eight categories concurrently (`category`, `character`, `done`)."""
     model = chosen_model(data.model, services().settings.llm.models)
@@ -179,6 +193,8 @@ async def generate(data: GenerateIn) -> ResponseReturnValue:
 @bp.post("/<character_id>/generate/<category>")
 @authenticated
 @document_response(CharacterOut)
+@errors(404, *LLM_ERRORS)
+@streams
 async def regenerate_category(character_id: str, category: str) -> ResponseReturnValue:
     """[stream] Regenerate one category (`category`, `character`, `done`)."""
     run = await services().characters.start_regeneration(

@@ -6,6 +6,7 @@ from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
+from app.openapi import LLM_ERRORS, errors, no_content_response, streams
 from app.routes.common import (
     authenticated,
     before_id,
@@ -21,6 +22,7 @@ from app.schemas import (
     MemoryList,
     MessagePage,
     QueuedOut,
+    ReplyOut,
     StoppedOut,
 )
 from app.views import memory_view, page_view, parse_id
@@ -32,6 +34,8 @@ bp = Blueprint("chat", __name__, url_prefix="/api/characters/<character_id>/chat
 @authenticated
 @validate_request(ChatIn)
 @document_response(ChatOut)
+@errors(400, 404, 413, *LLM_ERRORS)
+@streams
 async def send(character_id: str, data: ChatIn) -> ResponseReturnValue:
     """[stream] Send a message; `user_message`, `delta`…, `reply`, `done`."""
     run = await services().chat.send(current_user().id, parse_id(character_id), data.content)
@@ -41,6 +45,7 @@ async def send(character_id: str, data: ChatIn) -> ResponseReturnValue:
 @bp.post("/stop")
 @authenticated
 @document_response(StoppedOut)
+@errors(404)
 async def stop(character_id: str) -> ResponseReturnValue:
     """Cancel the running generation; its partial text is stored as `interrupted`."""
     stopped = await services().chat.stop(current_user().id, parse_id(character_id))
@@ -49,7 +54,9 @@ async def stop(character_id: str) -> ResponseReturnValue:
 
 @bp.post("/regenerate")
 @authenticated
-@document_response(ChatOut)
+@document_response(ReplyOut)
+@errors(404, *LLM_ERRORS)
+@streams
 async def regenerate(character_id: str) -> ResponseReturnValue:
     """[stream] Replace the last assistant reply with a new one."""
     run = await services().chat.regenerate(current_user().id, parse_id(character_id))
@@ -60,6 +67,7 @@ async def regenerate(character_id: str) -> ResponseReturnValue:
 @authenticated
 @validate_querystring(HistoryQuery)
 @document_response(MessagePage)
+@errors(400, 404)
 async def history(character_id: str, query_args: HistoryQuery) -> ResponseReturnValue:
     """Paginated history, newest last within a page; `before` is exclusive."""
     page = await services().chat.history(
@@ -73,6 +81,8 @@ async def history(character_id: str, query_args: HistoryQuery) -> ResponseReturn
 
 @bp.delete("")
 @authenticated
+@no_content_response
+@errors(404, 409)
 async def clear(character_id: str) -> ResponseReturnValue:
     """Delete the conversation's messages and memories."""
     await services().chat.clear(current_user().id, parse_id(character_id))
@@ -82,6 +92,7 @@ async def clear(character_id: str) -> ResponseReturnValue:
 @bp.get("/memories")
 @authenticated
 @document_response(MemoryList)
+@errors(404)
 async def memories(character_id: str) -> ResponseReturnValue:
     items = await services().chat.memories(current_user().id, parse_id(character_id))
     return {"items": [memory_view(m) for m in items]}
@@ -90,6 +101,7 @@ async def memories(character_id: str) -> ResponseReturnValue:
 @bp.post("/compress")
 @authenticated
 @document_response(QueuedOut, 202)
+@errors(404)
 async def compress(character_id: str) -> ResponseReturnValue:
     """Ask for memory compression now."""
     queued = await services().chat.compress(current_user().id, parse_id(character_id))

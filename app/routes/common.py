@@ -8,8 +8,10 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from quart import Response, current_app, g, request
 from quart.typing import ResponseReturnValue
+from quart_schema import security_scheme
 
 from app.errors import Forbidden, InvalidRequest
+from app.openapi import BEARER, errors
 from app.services.container import Services
 from app.services.runs import Run
 from app.sse import event_stream, wants_stream
@@ -29,7 +31,9 @@ def current_user() -> User:
 
 
 def authenticated(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Resolve the bearer token to a user (401 otherwise) before anything else runs."""
+    """Resolve the bearer token to a user (401 otherwise) before anything else runs.
+
+    Documents the bearer requirement, 401, and 503 (the database is unavailable)."""
 
     @wraps(handler)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -38,7 +42,7 @@ def authenticated(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R
         g.token_hash = token_hash
         return await handler(*args, **kwargs)
 
-    return wrapper
+    return errors(401, 503)(security_scheme([{BEARER: []}])(wrapper))
 
 
 def admin_only(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -50,7 +54,7 @@ def admin_only(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise Forbidden("administrators only")
         return await handler(*args, **kwargs)
 
-    return wrapper
+    return errors(403)(wrapper)
 
 
 async def run_response(

@@ -8,6 +8,8 @@ from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
+from app.errors import InvalidRequest
+from app.openapi import LLM_ERRORS, errors, no_content_response, streams
 from app.routes.common import (
     authenticated,
     before_id,
@@ -38,6 +40,7 @@ bp = Blueprint("groups", __name__, url_prefix="/api/groups")
 @authenticated
 @validate_request(GroupIn)
 @document_response(GroupOut, 201)
+@errors(400, 413)
 async def create(data: GroupIn) -> ResponseReturnValue:
     """Create a group of 2–8 of your characters."""
     group = await services().groups.create(
@@ -62,6 +65,7 @@ async def list_groups() -> ResponseReturnValue:
 @bp.get("/<group_id>")
 @authenticated
 @document_response(GroupOut)
+@errors(404)
 async def get(group_id: str) -> ResponseReturnValue:
     return group_view(await services().groups.get(current_user().id, parse_id(group_id)))
 
@@ -70,6 +74,7 @@ async def get(group_id: str) -> ResponseReturnValue:
 @authenticated
 @validate_request(GroupPatch)
 @document_response(GroupOut)
+@errors(400, 404, 409, 413)
 async def patch(group_id: str, data: GroupPatch) -> ResponseReturnValue:
     """Change the name, members (in order), strategy or max_speakers."""
     group = await services().groups.update(
@@ -85,6 +90,8 @@ async def patch(group_id: str, data: GroupPatch) -> ResponseReturnValue:
 
 @bp.delete("/<group_id>")
 @authenticated
+@no_content_response
+@errors(404, 409)
 async def delete(group_id: str) -> ResponseReturnValue:
     """Delete the group with its conversation and memories."""
     await services().groups.delete(current_user().id, parse_id(group_id))
@@ -99,6 +106,8 @@ def _turn_shape(result: dict[str, Any]) -> dict[str, Any]:
 @authenticated
 @validate_request(ChatIn)
 @document_response(GroupTurnOut)
+@errors(400, 404, 413, *LLM_ERRORS)
+@streams
 async def send(group_id: str, data: ChatIn) -> ResponseReturnValue:
     """[stream] Send a message; `user_message`, `speakers`, `delta`… (tagged with
     `character_id`), `reply` per speaker, `done`."""
@@ -109,6 +118,7 @@ async def send(group_id: str, data: ChatIn) -> ResponseReturnValue:
 @bp.post("/<group_id>/stop")
 @authenticated
 @document_response(StoppedOut)
+@errors(404)
 async def stop(group_id: str) -> ResponseReturnValue:
     """Interrupt the running turn; each speaker's partial text is stored `interrupted`."""
     stopped = await services().groups.stop(current_user().id, parse_id(group_id))
@@ -119,6 +129,7 @@ async def stop(group_id: str) -> ResponseReturnValue:
 @authenticated
 @validate_querystring(HistoryQuery)
 @document_response(MessagePage)
+@errors(400, 404)
 async def history(group_id: str, query_args: HistoryQuery) -> ResponseReturnValue:
     """Paginated history, newest last within a page; `before` is exclusive."""
     page = await services().groups.history(
@@ -134,9 +145,14 @@ async def history(group_id: str, query_args: HistoryQuery) -> ResponseReturnValu
 @authenticated
 @validate_querystring(GroupMemoriesQuery)
 @document_response(MemoryList)
+@errors(400, 404)
 async def memories(group_id: str, query_args: GroupMemoriesQuery) -> ResponseReturnValue:
-    """Each member's memories of the group (`character_id` narrows to one character)."""
-    items = await services().groups.memories(
-        current_user().id, parse_id(group_id), query_args.character_id
-    )
+    """Each member's memories of the group (`character_id` narrows to one member; 400 for a
+    character that is not a member)."""
+    user_id, gid = current_user().id, parse_id(group_id)
+    if query_args.character_id is not None:
+        group = await services().groups.get(user_id, gid)
+        if parse_id(query_args.character_id) not in group.character_ids:
+            raise InvalidRequest("`character_id` is not a member of this group")
+    items = await services().groups.memories(user_id, gid, query_args.character_id)
     return {"items": [memory_view(m, with_character=True) for m in items]}

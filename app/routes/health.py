@@ -7,8 +7,11 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Blueprint, Response
 from quart.typing import ResponseReturnValue
+from quart_schema import document_response
 
+from app.openapi import text_response
 from app.routes.common import services
+from app.schemas import HealthOut, ReadyOut
 from storage import StorageError
 
 bp = Blueprint("health", __name__)
@@ -18,12 +21,15 @@ RECOVERY_WAIT = 1.0
 
 
 @bp.get("/healthz")
+@document_response(HealthOut)
 async def healthz() -> ResponseReturnValue:
     """The process is up."""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@document_response(ReadyOut)
+@document_response(ReadyOut, 503)
 async def readyz() -> ResponseReturnValue:
     """200 when the database answers and background services run; 503 otherwise.
 
@@ -50,6 +56,7 @@ async def readyz() -> ResponseReturnValue:
 
 
 @bp.get("/metrics")
+@text_response(CONTENT_TYPE_LATEST, "Prometheus text exposition format.")
 async def metrics() -> Response:
     """Prometheus text exposition."""
     return Response(generate_latest(services().registry), content_type=CONTENT_TYPE_LATEST)

@@ -8,6 +8,7 @@ from quart import Blueprint, Response
 from quart.typing import ResponseReturnValue
 
 from app.errors import NotFound
+from app.openapi import errors, text_response
 from app.routes.common import services
 
 bp = Blueprint("media", __name__, url_prefix="/media")
@@ -17,6 +18,8 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 @bp.get("/avatars/<name>")
+@text_response("image/png", "The avatar, a 256x256 PNG.")
+@errors(404)
 async def avatar(name: str) -> ResponseReturnValue:
     """An avatar PNG (`<sha256>.png`), cached for a year: its content never changes."""
     sha, dot, ext = name.partition(".")

@@ -6,6 +6,7 @@ from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_request
 
+from app.openapi import errors
 from app.routes.common import authenticated, current_user, services
 from app.schemas import PersonaIn, PersonaOut
 from app.views import persona_view
@@ -25,6 +26,7 @@ async def get_persona() -> ResponseReturnValue:
 @authenticated
 @validate_request(PersonaIn)
 @document_response(PersonaOut)
+@errors(400, 413)
 async def put_persona(data: PersonaIn) -> ResponseReturnValue:
     """Set `name` (≤ 64 chars, null clears) and/or `description` (≤ 2,000); a field left out
     keeps its value."""

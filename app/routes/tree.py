@@ -10,6 +10,7 @@ from quart import Blueprint, Response, request
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
+from app.openapi import errors, no_content_response, text_response
 from app.routes.common import authenticated, current_user, no_content, services
 from app.schemas import ConversationExport, ExportQuery, MessageOut, MessagePage, MessagePatch
 from app.services.conversation_tree import ConversationKind, ConversationRef
@@ -39,6 +40,7 @@ def _register(kind: ConversationKind, prefix: str) -> None:
     @bp.post(f"{prefix}/messages/<message_id>/select", endpoint=f"{name}select")
     @authenticated
     @document_response(MessagePage)
+    @errors(404, 409)
     async def select(message_id: str, **owner: str) -> ResponseReturnValue:
         """Make the message active; the last page of the new active path.
 
@@ -55,6 +57,7 @@ def _register(kind: ConversationKind, prefix: str) -> None:
     @authenticated
     @validate_request(MessagePatch)
     @document_response(MessageOut)
+    @errors(400, 404, 409, 413)
     async def edit(message_id: str, data: MessagePatch, **owner: str) -> ResponseReturnValue:
         """Edit a message in place (`edited_at` set; the id stays)."""
         message = await services().tree.edit(
@@ -64,6 +67,8 @@ def _register(kind: ConversationKind, prefix: str) -> None:
 
     @bp.delete(f"{prefix}/messages/<message_id>", endpoint=f"{name}delete")
     @authenticated
+    @no_content_response
+    @errors(404, 409)
     async def delete(message_id: str, **owner: str) -> ResponseReturnValue:
         """Delete the message and all its descendants (204).
 
@@ -77,6 +82,11 @@ def _register(kind: ConversationKind, prefix: str) -> None:
     @authenticated
     @validate_querystring(ExportQuery)
     @document_response(ConversationExport)
+    @text_response(
+        "application/json", "The conversation (`fastnpc`) or its active path (`jsonl`).",
+        "application/jsonl",
+    )
+    @errors(400, 404)
     async def export(query_args: ExportQuery, **owner: str) -> ResponseReturnValue:
         """`format=fastnpc` (default): the whole tree as JSON; `format=jsonl`: the active
         path as SillyTavern chat JSONL (a header line, then `name`, `is_user`, `mes`,
@@ -92,6 +102,7 @@ def _register(kind: ConversationKind, prefix: str) -> None:
     @bp.post(f"{prefix}/import", endpoint=f"{name}import")
     @authenticated
     @document_response(MessagePage)
+    @errors(400, 404, 409, 413)
     async def import_(**owner: str) -> ResponseReturnValue:
         """Import an export into an EMPTY conversation (else 409 `conflict`).
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import llm
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.services.memory import MemoryService
 from app.services.runs import RunRegistry
-from storage import Database, stats, users
+from storage import Database, LastAdmin, stats, users
 from storage.records import Counts, User, UserWithCounts
 
 
@@ -37,12 +37,17 @@ class AdminService:
     async def update_user(
         self, user_id: int | None, *, disabled: bool | None, is_admin: bool | None
     ) -> User:
-        """Change the flags; disabling revokes the user's tokens (same transaction)."""
+        """Change the flags; disabling revokes the user's tokens (same transaction).
+
+        409 when it would disable or demote the last enabled admin."""
         user = None
         if user_id is not None:
-            user = await self._db.write(
-                users.update_user, user_id, disabled=disabled, is_admin=is_admin
-            )
+            try:
+                user = await self._db.write(
+                    users.update_user, user_id, disabled=disabled, is_admin=is_admin
+                )
+            except LastAdmin as exc:
+                raise Conflict(str(exc)) from None
         if user is None:
             raise NotFound("no such user")
         return user

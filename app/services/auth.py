@@ -14,6 +14,10 @@ from app.errors import Conflict, Forbidden, Unauthenticated
 from storage import Database, UsernameTaken, tokens, users
 from storage.records import User
 
+# one password rule for register, login and configured admins (API.md: 8–256 characters)
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 256
+
 # verifying against this keeps "unknown user" as slow as "wrong password"
 _DUMMY_PASSWORD = "not-a-real-password-but-long-enough"
 
@@ -97,5 +101,10 @@ class AuthService:
         await self._db.write(tokens.revoke_token, token_hash)
 
     async def ensure_admin(self, username: str, password: str) -> User:
+        """Create or restore the configured admin (ValueError for a password no login accepts)."""
+        if not PASSWORD_MIN_LENGTH <= len(password) <= PASSWORD_MAX_LENGTH:
+            raise ValueError(
+                f"the admin password must be {PASSWORD_MIN_LENGTH}-{PASSWORD_MAX_LENGTH} characters"
+            )
         password_hash = await self.hash_password(password)
         return await self._db.write(users.ensure_admin, username, password_hash)

@@ -201,3 +201,30 @@ async def test_tasks_shape(live: Live) -> None:
         "memory": {"queued": 0, "running": 0, "done": 0, "failed": 0, "restarts": 0},
         "generations": {"running": 0},
     }
+
+
+async def test_last_enabled_admin_cannot_be_disabled_or_demoted(live: Live) -> None:
+    boss = await admin(live)
+    path = f"/api/admin/users/{boss.user['id']}"
+    for change in ({"disabled": True}, {"is_admin": False}):
+        r = await boss.request("PATCH", path, json=change)
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "conflict"
+    assert (await boss.request("GET", "/api/me")).json()["is_admin"] is True
+    # with a second enabled admin, the first may step down; then the second is the last one
+    alice = await live.register()
+    alice_path = f"/api/admin/users/{alice.user['id']}"
+    r = await boss.request("PATCH", alice_path, json={"is_admin": True})
+    assert r.status_code == 200
+    r = await boss.request("PATCH", path, json={"is_admin": False})
+    assert r.status_code == 200 and r.json()["is_admin"] is False
+    r = await alice.request("PATCH", alice_path, json={"disabled": True})
+    assert r.status_code == 409
+    assert (await alice.request("GET", "/api/admin/stats")).status_code == 200
+
+
+async def test_a_configured_admin_password_must_be_one_login_accepts(live: Live) -> None:
+    for password in ("short", "p" * 257):
+        with pytest.raises(ValueError, match="8-256"):
+            await live.services.auth.ensure_admin("root", password)
+    assert (await login(live, "root", "rootpassword")).status_code == 200

@@ -93,3 +93,16 @@ async def test_openapi_and_metrics(live: Live) -> None:
     assert "/api/auth/register" in paths and "/api/characters/{character_id}/chat" in paths
     r = await live.client.get("/metrics")
     assert r.status_code == 200 and "text/plain" in r.headers["content-type"]
+
+
+async def test_usernames_are_unique_case_insensitively(live: Live) -> None:
+    await live.register("RootAdmin", "password123")
+    for other in ("rootadmin", "ROOTADMIN"):
+        r = await live.client.post(
+            "/api/auth/register", json={"username": other, "password": "password456"}
+        )
+        assert r.status_code == 409 and r.json()["error"]["code"] == "username_taken"
+    r = await live.client.post(
+        "/api/auth/login", json={"username": "rootADMIN", "password": "password123"}
+    )
+    assert r.status_code == 200 and r.json()["user"]["username"] == "RootAdmin"

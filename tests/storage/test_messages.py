@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
-from storage import Database, conversations, groups, messages, open_database
+from storage import Database, InvalidReference, conversations, groups, messages, open_database
 from storage.records import Message
 
 from .helpers import make_character, make_direct, make_user
@@ -72,6 +73,19 @@ async def test_pagination_before_is_exclusive(db: Database) -> None:
     assert page.items == sent and page.next_before is None
     empty = await db.read(messages.list_messages, conv.id, limit=5, before=ids[0])
     assert empty.items == [] and empty.next_before is None
+
+
+async def test_pagination_before_must_name_a_message_of_the_conversation(db: Database) -> None:
+    user, _, conv = await make_direct(db)
+    mine = await db.write(messages.add_message, conv.id, "user", "mine")
+    other = await make_character(db, user, "Other")
+    other_conv = await db.write(conversations.get_or_create_direct, user.id, other.id)
+    theirs = await db.write(messages.add_message, other_conv.id, "user", "theirs")
+    for before in (theirs.id, theirs.id + 1000):
+        with pytest.raises(InvalidReference):
+            await db.read(messages.list_messages, conv.id, limit=5, before=before)
+    page = await db.read(messages.list_messages, conv.id, limit=5, before=mine.id)
+    assert page.items == []
 
 
 async def test_uncompressed_windows_and_lookups(db: Database) -> None:

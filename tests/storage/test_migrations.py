@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
 import pytest
 import trio
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
-from storage import StorageUnavailable, open_database, upgrade
+from storage import StorageUnavailable, UsernameTaken, open_database, upgrade, users
 from storage.engine import create_database_engine
-from storage.migrate import current_revision, head_revision
+from storage.migrate import alembic_config, current_revision, head_revision
 from storage.schema import metadata
 from tests.dbutil import DB_KINDS, postgres_server_url, with_search_path
 
@@ -140,3 +142,76 @@ def test_postgres_url_keeps_search_path_and_adds_statement_timeout() -> None:
             assert engine.url.drivername == "postgresql+psycopg"
     finally:
         engine.dispose()
+
+
+def _upgrade_to(url: str, revision: str) -> None:
+    engine = create_database_engine(url, pool_size=1)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), revision)
+    finally:
+        engine.dispose()
+
+
+async def test_0002_keeps_accounts_that_differ_only_by_case_and_reports_them(
+    storage_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Usernames became unique case-insensitively: older clashing accounts are listed in a
+    warning, none is lost, each still logs in with its exact name."""
+    await trio.to_thread.run_sync(_upgrade_to, storage_url, "0001")
+    names = ["rootadmin", "ROOTADMIN", "bob", "RootAdmin", "carol", "Carol"]
+
+    def seed() -> None:
+        engine = create_database_engine(storage_url, pool_size=1)
+        try:
+            with engine.begin() as conn:
+                for name in names:
+                    conn.execute(
+                        text(
+                            "INSERT INTO users (username, password_hash, is_admin, disabled,"
+                            " created_at) VALUES (:name, :hash, false, false, :at)"
+                        ),
+                        {"name": name, "hash": f"hash-of-{name}", "at": "2026-11-27 20:00:00"},
+                    )
+        finally:
+            engine.dispose()
+
+    await trio.to_thread.run_sync(seed)
+    with caplog.at_level(logging.WARNING, logger="storage.migrations"):
+        await trio.to_thread.run_sync(upgrade, storage_url)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "storage.migrations"]
+    assert len(warnings) == 1
+    for clashing in ("'rootadmin'", "'ROOTADMIN'", "'RootAdmin'", "'carol'", "'Carol'"):
+        assert clashing in warnings[0]
+    assert "'bob'" not in warnings[0]
+    _, revision, diff = await trio.to_thread.run_sync(_inspect, storage_url)
+    assert revision == head_revision() and diff == []
+
+    async with open_database(storage_url) as db:
+        listed = [u.user.username for u in await db.read(users.list_users_with_counts)]
+        assert listed == names
+        for name in names:  # every account still logs in under its exact name
+            creds = await db.read(users.get_credentials, name)
+            assert creds is not None and creds.password_hash == f"hash-of-{name}"
+        # another case finds the oldest of a clashing set
+        creds = await db.read(users.get_credentials, "RootAdmiN")
+        assert creds is not None and creds.user.username == "rootadmin"
+        for taken in ("ROOTadmin", "BOB", "cAROL"):
+            with pytest.raises(UsernameTaken):
+                await db.write(users.create_user, taken, "h")
+        assert (await db.write(users.create_user, "Dave", "h")).username == "Dave"
+
+
+async def test_0002_downgrades(storage_url: str) -> None:
+    await trio.to_thread.run_sync(upgrade, storage_url)
+
+    def downgrade() -> list[str]:
+        engine = create_database_engine(storage_url, pool_size=1)
+        try:
+            with engine.begin() as conn:
+                command.downgrade(alembic_config(conn), "0001")
+                return [c["name"] for c in inspect(conn).get_columns("users")]
+        finally:
+            engine.dispose()
+
+    assert "username_key" not in await trio.to_thread.run_sync(downgrade)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 import trio
 
-from storage import Database, memories, messages, open_database, tree
+from storage import Database, InvalidReference, memories, messages, open_database, tree
 from storage.records import Message
 
 from .helpers import make_direct
@@ -88,10 +88,9 @@ async def test_pagination_follows_the_active_path(db: Database) -> None:
     page = await db.read(messages.list_messages, conv.id, limit=3, before=page.next_before)
     assert [m.content for m in page.items] == ["m0"] and page.next_before is None
     assert side.parent_id == trunk[2].id
-    # a `before` of another conversation: empty page, and detectable
-    assert not await db.read(messages.message_in_conversation, conv.id + 99, side.id)
-    empty = await db.read(messages.list_messages, conv.id + 99, limit=3, before=side.id)
-    assert empty.items == [] and empty.next_before is None
+    # a `before` of another conversation names nothing here
+    with pytest.raises(InvalidReference):
+        await db.read(messages.list_messages, conv.id + 99, limit=3, before=side.id)
 
 
 async def test_delete_moves_the_active_path(db: Database) -> None:

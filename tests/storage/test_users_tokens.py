@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import trio
 from sqlalchemy import Connection
 
 from storage import (
     Database,
+    LastAdmin,
     UsernameTaken,
     conversations,
     groups,
@@ -42,6 +44,81 @@ async def test_username_taken(db: Database) -> None:
     assert [u.user.username for u in await db.read(users.list_users_with_counts)] == ["bob"]
 
 
+async def test_usernames_are_unique_case_insensitively_and_keep_their_case(
+    db: Database,
+) -> None:
+    bob = await make_user(db, "BoB")
+    for other in ("bob", "BOB", "bOb"):
+        with pytest.raises(UsernameTaken):
+            await make_user(db, other)
+    for spelling in ("BoB", "bob", "BOB"):
+        creds = await db.read(users.get_credentials, spelling)
+        assert creds is not None and creds.user == bob and creds.user.username == "BoB"
+    assert [u.user.username for u in await db.read(users.list_users_with_counts)] == ["BoB"]
+
+
+async def test_registration_race_has_one_winner(db: Database) -> None:
+    spellings = ["racer", "RACER", "Racer", "rAcEr"]
+    winners: list[str] = []
+    losers = 0
+
+    async def register(i: int) -> None:
+        nonlocal losers
+        name = spellings[i % len(spellings)]
+        try:
+            await db.write(users.create_user, name, f"hash-{i}")
+        except UsernameTaken:
+            losers += 1
+        else:
+            winners.append(name)
+
+    async with trio.open_nursery() as nursery:
+        for i in range(100):
+            nursery.start_soon(register, i)
+    assert len(winners) == 1 and losers == 99
+    listed = await db.read(users.list_users_with_counts)
+    assert [u.user.username for u in listed] == winners
+
+
+async def test_last_enabled_admin_cannot_be_disabled_or_demoted(db: Database) -> None:
+    root = await db.write(users.ensure_admin, "root", "h")
+    for change in ({"disabled": True}, {"is_admin": False}, {"disabled": True, "is_admin": True}):
+        with pytest.raises(LastAdmin):
+            await db.write(users.update_user, root.id, **change)
+    assert await db.read(users.get_user, root.id) == root
+    # harmless changes to the last admin still go through
+    assert await db.write(users.update_user, root.id, disabled=False, is_admin=True) == root
+    # a disabled admin does not count as the other admin
+    other = await db.write(users.ensure_admin, "other", "h")
+    await db.write(users.update_user, other.id, disabled=True)
+    with pytest.raises(LastAdmin):
+        await db.write(users.update_user, root.id, is_admin=False)
+    await db.write(users.update_user, other.id, disabled=False)
+    demoted = await db.write(users.update_user, root.id, is_admin=False)
+    assert demoted is not None and not demoted.is_admin
+    with pytest.raises(LastAdmin):
+        await db.write(users.update_user, other.id, disabled=True)
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one(db: Database) -> None:
+    first = await db.write(users.ensure_admin, "first", "h")
+    second = await db.write(users.ensure_admin, "second", "h")
+    refused = 0
+
+    async def demote(user_id: int) -> None:
+        nonlocal refused
+        try:
+            await db.write(users.update_user, user_id, is_admin=False)
+        except LastAdmin:
+            refused += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(demote, first.id)
+        nursery.start_soon(demote, second.id)
+    admins = [u.user for u in await db.read(users.list_users_with_counts) if u.user.is_admin]
+    assert refused == 1 and len(admins) == 1
+
+
 async def test_ensure_admin_creates_then_promotes(db: Database) -> None:
     admin = await db.write(users.ensure_admin, "root", "h1")
     assert admin.is_admin
@@ -51,6 +128,9 @@ async def test_ensure_admin_creates_then_promotes(db: Database) -> None:
     assert promoted.id == plain.id and promoted.is_admin and not promoted.disabled
     creds = await db.read(users.get_credentials, "carol")
     assert creds is not None and creds.password_hash == "h2"
+    # the configured admin name in another case is the same account
+    again = await db.write(users.ensure_admin, "CAROL", "h3")
+    assert again.id == plain.id and again.username == "carol"
 
 
 async def test_tokens_expire_revoke_and_follow_user_state(db: Database) -> None:

@@ -5,7 +5,7 @@ previous message (by id) of its conversation and the active leaf is the last
 one. Nothing is deleted.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from alembic import op
 from storage.timestamps import UtcDateTime
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
