@@ -21,6 +21,7 @@ checkpoint).
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -155,10 +156,11 @@ def _apply(batch: list[_Write[Any]], conn: Connection) -> None:
 
 
 def _copy_error(exc: Exception) -> Exception:
-    """A separate exception object per writer (tracebacks are per raise)."""
+    """A separate exception object per writer (tracebacks are per raise), with the original's
+    attributes too (e.g. an API error's `code`)."""
     try:
-        copy = type(exc)(*exc.args)
+        duplicate = copy.copy(exc)
     except Exception:  # an exception type with a constructor of its own
         return exc
-    copy.__cause__ = exc
-    return copy
+    duplicate.__cause__ = exc
+    return duplicate
