@@ -431,8 +431,13 @@ async def test_continue_is_one_generation_stop_and_conflicts(live: Live) -> None
                 seen.add(data["character_id"])
             if len(seen) == 2:
                 break
-        for path, body in [("/messages", {"content": "me"}), ("/messages", {}), ("/continue", {})]:
-            r = await alice.request("POST", base + path, json=body)
+        for method, path, body in [
+            ("POST", "/messages", {"content": "me"}),
+            ("POST", "/messages", {}),
+            ("POST", "/continue", {}),
+            ("DELETE", "", None),
+        ]:
+            r = await alice.request(method, base + path, json=body)
             assert r.status_code == 409 and r.json()["error"]["code"] == "generation_in_progress"
         r = await alice.request("POST", f"{base}/stop")
         assert r.json() == {"stopped": True}
@@ -494,3 +499,25 @@ async def test_shutdown_stores_the_rounds_partials_interrupted(db_url: str, fake
         items = await history(alice, group)
     assert [m["status"] for m in items[1:]] == ["interrupted", "interrupted"]
     assert all(m["content"] for m in items[1:])
+
+
+async def test_continue_ends_with_an_error_when_every_speaker_of_a_round_fails(
+    live: Live,
+) -> None:
+    alice = await live.register()
+    mira, bram = await cast(alice, "Mira", "Bram")
+    group = await make_group(alice, [mira, bram], strategy="manual")
+    # stored without a reply; its directive breaks every later reply after one chunk
+    await turn(alice, group, content="x [[fake:fault=mid_stream_error:after=1]]")
+    await patch(alice, group, strategy="all")
+    path = f"/api/groups/{group['id']}/continue"
+    async with alice.stream(path, {"rounds": 3}) as sse:
+        events = await sse.collect()
+    names = [n for n, _ in events]
+    assert names.count("round") == 1 and names[-1] == "error"
+    error = events[-1][1]
+    assert error["code"] == "llm_error"
+    (failed_round,) = error["rounds"]
+    assert {r["status"] for r in failed_round["replies"]} == {"error"}
+    r = await alice.request("POST", path, json={"rounds": 2})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "llm_error"
