@@ -713,24 +713,35 @@ def moderator_prompt(
     group: Group, turn: _Turn, candidates: Sequence[int], limit: int
 ) -> list[llm.ChatMessage]:
     """One structured call: the members' profiles, the recent history, the new message (or,
-    in a turn without one, the request to let the conversation go on), who may be chosen."""
+    in a turn without one, the request to let the conversation go on), and who may be chosen:
+    the CANDIDATES line leaves out muted members and a last speaker who may not speak again,
+    and the prompt says so."""
+    muted = [c for c in turn.members if c.id in group.muted_character_ids]
+    spoke = [c for c in turn.members if c.id not in candidates and c not in muted]
     lines = []
     for c in turn.members:
-        muted = "" if c.id in candidates else " (may not speak now)"
-        lines.append(f"- id {c.id}: {c.name}{muted} — {_brief(c)}")
+        note = " (muted)" if c in muted else " (just spoke)" if c in spoke else ""
+        lines.append(f"- id {c.id}: {c.name}{note} — {_brief(c)}")
     shown = turn.recent[:-1] if turn.user_message is not None else turn.recent
     history = [
         f"{_speaker(m, turn.names)}: {_clip(m.content)}"
         for m in shown[-MODERATOR_HISTORY:]
         if m.status != "error"
     ]
-    excluded = [c for c in turn.members if c.id not in candidates]
     if turn.user_message is not None:
         now = ["The user's new message:", _clip(turn.user_message.content)]
         task = "reply to the user's new message"
     else:
         now = ["The user says nothing this turn: the characters carry on among themselves."]
         task = "speak next in the conversation"
+    rules = [
+        f"{label}: " + ", ".join(f"{c.name} (id {c.id})" for c in who)
+        for label, who in (
+            ("Muted, never choose", muted),
+            ("Just spoke, do not choose again", spoke),
+        )
+        if who
+    ]
     user = "\n".join(
         [
             f'Group "{group.name}". Characters:',
@@ -741,14 +752,7 @@ def moderator_prompt(
             "",
             *now,
             "",
-            *(
-                [
-                    "Never choose (muted, or just spoke): "
-                    + ", ".join(f"{c.name} (id {c.id})" for c in excluded),
-                ]
-                if excluded
-                else []
-            ),
+            *rules,
             f"CANDIDATES: {','.join(str(c) for c in candidates)}",
         ]
     )

@@ -300,7 +300,8 @@ async def test_moderator_respects_mutes_and_self_responses(live: Live, fake: Any
     (call,) = moderator_requests(fake, since)
     prompt = call.messages[-1]["content"]
     assert f"CANDIDATES: {m},{b}" in prompt and f"Cole (id {c})" in prompt
-    assert "Never choose" in prompt and "News, Cole?" in prompt
+    assert f"Muted, never choose: Cole (id {c})" in prompt and "News, Cole?" in prompt
+    assert "Just spoke" not in prompt
     assert set(first["speakers"]) <= {m, b} and first["speakers"]
     # without the user: the last speaker is no candidate, unless self responses are allowed
     last = (await history(alice, group))[-1]["character_id"]
@@ -311,6 +312,9 @@ async def test_moderator_respects_mutes_and_self_responses(live: Live, fake: Any
     other = b if last == m else m
     assert f"CANDIDATES: {other}\n" in prompt + "\n"
     assert "says nothing this turn" in prompt and second["speakers"] == [other]
+    assert (
+        f"Just spoke, do not choose again: {'Mira' if last == m else 'Bram'} (id {last})" in prompt
+    )
     await patch(alice, group, allow_self_responses=True)
     since = len(fake.requests)
     await turn(alice, group)
