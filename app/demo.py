@@ -5,8 +5,9 @@ then registers a user, generates a character with a live eight-category display,
 reply token by token, stops a reply mid-stream (stored as `interrupted`), talks long enough for
 the conversation to be compressed into memories and shows them, plays one group turn where the
 moderator picks two of three characters (with its reason) who answer with interleaved streams,
-and times ten concurrent chats against what a serial server would take. Everything it made is
-removed at the end. A failure (e.g. the provider is down) ends with one line saying what failed.
+lets the three continue for two rounds on their own (`continue`), and times ten concurrent
+chats against what a serial server would take. Everything it made is removed at the end. A
+failure (e.g. the provider is down) ends with one line saying what failed.
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ class Tour:
     async def group(self, first: dict[str, Any]) -> None:
         self.console.print(
             "[bold]6.[/] A group turn: the moderator picks two of three characters, who answer "
-            "at the same time."
+            "at the same time; then they talk among themselves."
         )
         others = [
             await self.post("/api/characters", {"name": name})
@@ -212,6 +213,24 @@ class Tour:
         )
         path = f"/api/groups/{group['id']}/messages"
         body = {"content": "A storm is coming. What do we do?"}
+        await self._turns(path, body, names, styles, "The moderator chose")
+        self.console.print(
+            "   Then the three carry on among themselves for two rounds, without the user "
+            "(one `continue`; each round sees the one before):"
+        )
+        await self._turns(
+            f"/api/groups/{group['id']}/continue", {"rounds": 2}, names, styles, "Chosen"
+        )
+
+    async def _turns(
+        self,
+        path: str,
+        body: Any,
+        names: dict[str, str],
+        styles: dict[str, str],
+        chose: str,
+    ) -> None:
+        """Stream group turns (one, or the rounds of a `continue`) as a live table per turn."""
         texts: dict[str, str] = {}
 
         def table() -> Table:
@@ -224,11 +243,17 @@ class Tour:
 
         with Live(table(), console=self.console, refresh_per_second=20) as live:
             async for name, data in sse_events(self.client, path, body, self.headers):
-                if name == "speakers":
+                if name == "round":
+                    if texts:  # keep the finished round on screen above the live one
+                        live.console.print(table())
+                    texts = {}
+                    live.update(table())
+                    live.console.print(f"   [bold]Round {data['index'] + 1}[/]")
+                elif name == "speakers":
                     texts = dict.fromkeys(data["character_ids"], "")
                     chosen = " and ".join(names[c] for c in data["character_ids"])
                     live.console.print(
-                        f"   The moderator chose {chosen} of {len(members)}: "
+                        f"   {chose} {chosen} of {len(names)}: "
                         f"[italic]{escape(data.get('reason') or 'no reason given')}[/]"
                     )
                 elif name == "delta":

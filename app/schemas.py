@@ -155,6 +155,26 @@ class ExportQuery(_Query):
     format: Literal["fastnpc", "jsonl"] = "fastnpc"
 
 
+Talkativeness = Annotated[float, Field(ge=0, le=1, strict=True)]
+GroupStrategyName = Literal["moderator", "round_robin", "all", "natural", "pooled", "manual"]
+
+
+class GroupMessageIn(_In):
+    """A group turn: `content` (stored and sent as the user's message; without it the
+    characters continue among themselves) and/or `speaker_ids` (members, muted ones too, who
+    reply in that order instead of the strategy's choice, not capped by max_speakers). A
+    manual group with neither: 400."""
+
+    content: str | None = Field(default=None, min_length=1, max_length=8_000)
+    speaker_ids: list[Id] | None = Field(default=None, min_length=1, max_length=8)
+
+
+class GroupContinueIn(_In):
+    """`rounds` turns without a user message (fewer when a round chooses nobody)."""
+
+    rounds: Integer = Field(default=1, ge=1, le=10)
+
+
 class HistoryQuery(_Query):
     limit: int = Field(default=50, ge=1, le=200)
     before: Id | None = None
@@ -163,15 +183,23 @@ class HistoryQuery(_Query):
 class GroupIn(_In):
     name: str = Field(min_length=1, max_length=100)
     character_ids: list[Id] = Field(min_length=2, max_length=8)
-    strategy: Literal["moderator", "round_robin", "all"] = "moderator"
+    strategy: GroupStrategyName = "moderator"
     max_speakers: Integer = Field(default=2, ge=1, le=8)
+    muted_character_ids: list[Id] = Field(default_factory=list, max_length=8)
+    talkativeness: dict[str, Talkativeness] = Field(default_factory=dict, max_length=8)
+    allow_self_responses: bool = Field(default=False, strict=True)
 
 
 class GroupPatch(_In):
+    """The fields to change; `talkativeness` merges the given keys."""
+
     name: str | None = Field(default=None, min_length=1, max_length=100)
     character_ids: list[Id] | None = Field(default=None, min_length=2, max_length=8)
-    strategy: Literal["moderator", "round_robin", "all"] | None = None
+    strategy: GroupStrategyName | None = None
     max_speakers: Integer | None = Field(default=None, ge=1, le=8)
+    muted_character_ids: list[Id] | None = Field(default=None, max_length=8)
+    talkativeness: dict[str, Talkativeness] | None = Field(default=None, max_length=8)
+    allow_self_responses: bool | None = Field(default=None, strict=True)
 
 
 class GroupMemoriesQuery(_Query):
@@ -334,9 +362,12 @@ class GroupOut(BaseModel):
     id: str
     name: str
     character_ids: list[str]
-    strategy: Literal["moderator", "round_robin", "all"]
+    strategy: GroupStrategyName
     max_speakers: int
     created_at: str
+    muted_character_ids: list[str]
+    talkativeness: dict[str, float]  # every member (default 0.5)
+    allow_self_responses: bool
 
 
 class GroupList(BaseModel):
@@ -344,10 +375,20 @@ class GroupList(BaseModel):
 
 
 class GroupTurnOut(BaseModel):
-    user_message: MessageOut
+    user_message: MessageOut | None  # null for a turn without content
     speakers: list[str]
     reason: str
     replies: list[MessageOut]
+
+
+class GroupRoundOut(BaseModel):
+    speakers: list[str]
+    reason: str
+    replies: list[MessageOut]
+
+
+class GroupContinueOut(BaseModel):
+    rounds: list[GroupRoundOut]
 
 
 class AdminUserOut(UserOut):

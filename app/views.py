@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from app.services.speakers import DEFAULT_TALKATIVENESS
 from storage.records import (
     Character,
     Counts,
@@ -108,6 +109,11 @@ def group_view(group: Group) -> dict[str, Any]:
         "strategy": group.strategy,
         "max_speakers": group.max_speakers,
         "created_at": iso(group.created_at),
+        "muted_character_ids": [str(c) for c in group.muted_character_ids],
+        "talkativeness": {
+            str(c): group.talkativeness.get(c, DEFAULT_TALKATIVENESS) for c in group.character_ids
+        },
+        "allow_self_responses": group.allow_self_responses,
     }
 
 

@@ -30,6 +30,7 @@ METRICS: dict[str, list[str]] = {
     "stream": STREAM_METRICS,
     "gen": ["wall_s", "latency_p50_s", "latency_max_s", "errors", "partial", "server_cpu_s"],
     "group": ["wall_s", "single_reply_s", "group_over_single", "speakers"],
+    "continue": ["wall_s", "single_reply_s", "continue_over_single", "rounds", "replies"],
     "zero": [
         "rps",
         "requests",

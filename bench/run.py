@@ -32,11 +32,28 @@ import trio
 from bench.fdlimit import raise_fd_limit
 from bench.procs import Managed, start_fake, start_fastnpc, start_reference, wait_ready
 from bench.report import markdown_table
-from bench.scenarios import Target, concurrent_streams, generations, group_turn, zero_latency
+from bench.scenarios import (
+    Target,
+    concurrent_streams,
+    continue_rounds,
+    generations,
+    group_turn,
+    zero_latency,
+)
 
 Scenario = Callable[[Target], Awaitable[dict[str, Any]]]
 
-ALL_SCENARIOS = ["chat10", "stream100", "stream500", "stream1000", "gen1", "gen10", "group", "zero"]
+ALL_SCENARIOS = [
+    "chat10",
+    "stream100",
+    "stream500",
+    "stream1000",
+    "gen1",
+    "gen10",
+    "group",
+    "continue",
+    "zero",
+]
 CONCURRENCY_NOTE = (
     "note: LLM concurrency limit raised (FASTNPC_LLM_MAX_CONCURRENCY={n}; the reference's "
     "asyncio.Semaphore({n})) so the limiter is not what is measured"
@@ -53,6 +70,8 @@ def scenario(name: str, args: argparse.Namespace) -> tuple[Scenario, int]:
         return (lambda t: generations(t, count, name)), count
     if name == "group":
         return (lambda t: group_turn(t, name)), 0
+    if name == "continue":
+        return (lambda t: continue_rounds(t, name)), 0
     if name == "zero":
         return (
             lambda t: zero_latency(t, name, clients=args.zero_clients, seconds=args.zero_seconds)

@@ -411,6 +411,57 @@ async def group_turn(target: Target, scenario: str = "group") -> dict[str, Any]:
     }
 
 
+# ---- continue: rounds of concurrent speakers, one after another
+
+
+async def continue_rounds(
+    target: Target, scenario: str = "continue", rounds: int = 3
+) -> dict[str, Any]:
+    """``POST /api/groups/{id}/continue`` with ``rounds`` rounds of two speakers (strategy
+    ``all``, two members) against one plain JSON chat reply: about ``rounds`` × one reply when
+    the two speakers of a round reply concurrently (2 × ``rounds`` if they did not). The
+    reference server has no ``continue``: it reports the scenario as skipped."""
+    if target.name == "reference":
+        return {"scenario": scenario, "server": target.name, "skipped": "no continue route"}
+    (owner,) = await target.fresh_accounts(1, "continue")  # nothing else ever runs on it
+    other = await target.post_json(
+        "/api/characters", {"name": "Member 1", "profile": PROFILE}, owner
+    )
+    group = await target.post_json(
+        "/api/groups",
+        {
+            "name": "bench continue",
+            "character_ids": [owner.character_id, other["id"]],
+            "strategy": "all",
+            "max_speakers": 2,
+        },
+        owner,
+    )
+
+    async def single() -> dict[str, Any]:
+        return await target.post_json(
+            f"/api/characters/{owner.character_id}/chat", {"content": CHAT_TEXT}, owner
+        )
+
+    async def run() -> dict[str, Any]:
+        return await target.post_json(
+            f"/api/groups/{group['id']}/continue", {"rounds": rounds}, owner
+        )
+
+    _, single_usage = await measure(target, single)
+    answer, usage = await measure(target, run)
+    done = answer.get("rounds", [])
+    return {
+        "scenario": scenario,
+        "server": target.name,
+        "rounds": len(done),
+        "replies": sum(len(r.get("replies", [])) for r in done),
+        "single_reply_s": _r(single_usage.wall),
+        "continue_over_single": _r(usage.wall / single_usage.wall, 2),
+        **usage_fields(usage),
+    }
+
+
 # ---- zero upstream latency: request throughput with auth and storage in the path
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, select, update
@@ -21,15 +21,26 @@ def create_group(
     *,
     strategy: GroupStrategy,
     max_speakers: int,
+    muted_character_ids: Sequence[int] = (),
+    talkativeness: Mapping[int, float] | None = None,
+    allow_self_responses: bool = False,
 ) -> Group:
     """Create a group with members in the given order, and its conversation.
 
-    The caller checks the characters are the user's; a missing character id
-    raises ``ConstraintViolation`` (foreign key).
+    The caller checks the characters are the user's (and that muted ids and talkativeness
+    keys are members); a missing character id raises ``ConstraintViolation`` (foreign key).
     """
     row = conn.execute(
         groups.insert()
-        .values(user_id=user_id, name=name, strategy=strategy, max_speakers=max_speakers)
+        .values(
+            user_id=user_id,
+            name=name,
+            strategy=strategy,
+            max_speakers=max_speakers,
+            muted_character_ids=list(muted_character_ids),
+            talkativeness=_talkativeness_json(talkativeness or {}),
+            allow_self_responses=allow_self_responses,
+        )
         .returning(*groups.c)
     ).one()
     _set_members(conn, row.id, character_ids)
@@ -61,8 +72,12 @@ def update_group(
     character_ids: Sequence[int] | None = None,
     strategy: GroupStrategy | None = None,
     max_speakers: int | None = None,
+    muted_character_ids: Sequence[int] | None = None,
+    talkativeness: Mapping[int, float] | None = None,
+    allow_self_responses: bool | None = None,
 ) -> Group | None:
-    """Change the given fields (members replaced in the new order); None if not the user's."""
+    """Change the given fields (members replaced in the new order; `talkativeness` replaces
+    the whole map — the caller merges); None if not the user's."""
     values: dict[str, Any] = {}
     if name is not None:
         values["name"] = name
@@ -70,6 +85,12 @@ def update_group(
         values["strategy"] = strategy
     if max_speakers is not None:
         values["max_speakers"] = max_speakers
+    if muted_character_ids is not None:
+        values["muted_character_ids"] = list(muted_character_ids)
+    if talkativeness is not None:
+        values["talkativeness"] = _talkativeness_json(talkativeness)
+    if allow_self_responses is not None:
+        values["allow_self_responses"] = allow_self_responses
     owned = groups.c.id == group_id, groups.c.user_id == user_id
     if values:
         if conn.execute(update(groups).where(*owned).values(**values)).rowcount == 0:
@@ -88,6 +109,10 @@ def delete_group(conn: Connection, user_id: int, group_id: int) -> bool:
         delete(groups).where(groups.c.id == group_id, groups.c.user_id == user_id)
     )
     return result.rowcount > 0
+
+
+def _talkativeness_json(talkativeness: Mapping[int, float]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in talkativeness.items()}
 
 
 def _set_members(conn: Connection, group_id: int, character_ids: Sequence[int]) -> None:

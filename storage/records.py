@@ -14,7 +14,7 @@ MessageRole = Literal["user", "assistant"]
 MessageStatus = Literal["complete", "interrupted", "error", "streaming"]
 MemoryKind = Literal["short_term", "long_term"]
 CharacterStatus = Literal["ready", "partial"]
-GroupStrategy = Literal["moderator", "round_robin", "all"]
+GroupStrategy = Literal["moderator", "round_robin", "all", "natural", "pooled", "manual"]
 JobStatus = Literal["queued", "running", "done", "failed"]
 ConversationKind = Literal["direct", "group"]
 Language = Literal["zh", "en"]
@@ -138,6 +138,9 @@ class Group:
     max_speakers: int
     conversation_id: int
     created_at: datetime
+    muted_character_ids: list[int] = field(default_factory=list)
+    talkativeness: dict[int, float] = field(default_factory=dict)  # only the members set
+    allow_self_responses: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,6 +150,9 @@ def group(row: Row[Any], character_ids: Sequence[int], conversation_id: int) -> 
         max_speakers=m["max_speakers"],
         conversation_id=conversation_id,
         created_at=m["created_at"],
+        muted_character_ids=[int(c) for c in m["muted_character_ids"] or []],
+        talkativeness={int(k): float(v) for k, v in (m["talkativeness"] or {}).items()},
+        allow_self_responses=bool(m["allow_self_responses"]),
     )
 
 

@@ -155,6 +155,12 @@ groups = Table(
     Column("name", Text, nullable=False),
     Column("strategy", String(16), nullable=False),
     Column("max_speakers", Integer, nullable=False),
+    # steering: member ids never chosen by a strategy; {character id (str): 0–1} for the
+    # members whose talkativeness was set (the others have the default); may the last
+    # speaker be chosen again
+    Column("muted_character_ids", JSON, nullable=False, default=list),
+    Column("talkativeness", JSON, nullable=False, default=dict),
+    Column("allow_self_responses", Boolean, nullable=False, default=False),
     _created_at(),
     Index(None, "user_id", "id"),
     **_AUTOINC,

@@ -19,10 +19,12 @@ from app.routes.common import (
     services,
 )
 from app.schemas import (
-    ChatIn,
+    GroupContinueIn,
+    GroupContinueOut,
     GroupIn,
     GroupList,
     GroupMemoriesQuery,
+    GroupMessageIn,
     GroupOut,
     GroupPatch,
     GroupTurnOut,
@@ -42,13 +44,17 @@ bp = Blueprint("groups", __name__, url_prefix="/api/groups")
 @document_response(GroupOut, 201)
 @errors(400, 413)
 async def create(data: GroupIn) -> ResponseReturnValue:
-    """Create a group of 2–8 of your characters."""
+    """Create a group of 2–8 of your characters. `muted_character_ids` and the keys of
+    `talkativeness` (0–1, default 0.5) must be members."""
     group = await services().groups.create(
         current_user().id,
         data.name,
         data.character_ids,
         strategy=data.strategy,
         max_speakers=data.max_speakers,
+        muted_character_ids=data.muted_character_ids,
+        talkativeness=data.talkativeness,
+        allow_self_responses=data.allow_self_responses,
     )
     return group_view(group), 201
 
@@ -76,7 +82,9 @@ async def get(group_id: str) -> ResponseReturnValue:
 @document_response(GroupOut)
 @errors(400, 404, 409, 413)
 async def patch(group_id: str, data: GroupPatch) -> ResponseReturnValue:
-    """Change the name, members (in order), strategy or max_speakers."""
+    """Change the name, members (in order), strategy, max_speakers, muted members, self
+    responses; `talkativeness` merges the given keys. Members who leave lose their mute and
+    talkativeness."""
     group = await services().groups.update(
         current_user().id,
         parse_id(group_id),
@@ -84,6 +92,9 @@ async def patch(group_id: str, data: GroupPatch) -> ResponseReturnValue:
         character_ids=data.character_ids,
         strategy=data.strategy,
         max_speakers=data.max_speakers,
+        muted_character_ids=data.muted_character_ids,
+        talkativeness=data.talkativeness,
+        allow_self_responses=data.allow_self_responses,
     )
     return group_view(group)
 
@@ -104,14 +115,32 @@ def _turn_shape(result: dict[str, Any]) -> dict[str, Any]:
 
 @bp.post("/<group_id>/messages")
 @authenticated
-@validate_request(ChatIn)
+@validate_request(GroupMessageIn)
 @document_response(GroupTurnOut)
 @errors(400, 404, 413, *LLM_ERRORS)
 @streams
-async def send(group_id: str, data: ChatIn) -> ResponseReturnValue:
-    """[stream] Send a message; `user_message`, `speakers`, `delta`… (tagged with
-    `character_id`), `reply` per speaker, `done`."""
-    run = await services().groups.send(current_user().id, parse_id(group_id), data.content)
+async def send(group_id: str, data: GroupMessageIn) -> ResponseReturnValue:
+    """[stream] One turn; `user_message` (only with `content`), `speakers`, `delta`…
+    (tagged with `character_id`), `reply` per speaker, `done`. Without `content` nothing is
+    stored for the user (`user_message` null) and the characters continue among themselves;
+    `speaker_ids` replaces the strategy for this turn. A manual group with neither: 400."""
+    run = await services().groups.send(
+        current_user().id, parse_id(group_id), data.content, speaker_ids=data.speaker_ids
+    )
+    return await run_response(run, _turn_shape)
+
+
+@bp.post("/<group_id>/continue")
+@authenticated
+@validate_request(GroupContinueIn)
+@document_response(GroupContinueOut)
+@errors(400, 404, 413, *LLM_ERRORS)
+@streams
+async def continue_(group_id: str, data: GroupContinueIn) -> ResponseReturnValue:
+    """[stream] `rounds` (1–10) turns without a user message, as one generation (one stop
+    ends it; 409 while it runs); fewer when a round chooses nobody (that round sends nothing).
+    Stream: per round `round` {"index": 0-based}, `speakers`, `delta`…, `reply`…; then `done`."""
+    run = await services().groups.continue_(current_user().id, parse_id(group_id), data.rounds)
     return await run_response(run, _turn_shape)
 
 

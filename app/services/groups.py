@@ -1,19 +1,26 @@
 """Group chat: CRUD, choosing the speakers of a turn, and their concurrent replies.
 
-A turn is a run in the service nursery (like a one-to-one reply): the user message is stored
-first, under the database's one-generation-per-conversation rule; then the speakers are chosen
-(moderator: one structured LLM call; round robin; all), then every chosen character streams its
-reply at the same time into the one event log, each delta tagged with its character id. A reply is
-stored when it finishes; one speaker failing does not stop the others. A stop (local or from
-another process through the generation's stop flag) interrupts every speaker, and each stores
-its partial text as `interrupted`.
+A turn is a run in the service nursery (like a one-to-one reply): the user message, when there
+is one, is stored first, under the database's one-generation-per-conversation rule; then the
+speakers are chosen (`speaker_ids` given by the user, else the strategy: moderator — one
+structured LLM call —, round robin, all, natural, pooled, manual; see `app.services.speakers`),
+then every chosen character streams its reply at the same time into the one event log, each
+delta tagged with its character id. A reply is stored when it finishes; one speaker failing does
+not stop the others. A stop (local or from another process through the generation's stop flag)
+interrupts every speaker, and each stores its partial text as `interrupted`.
+
+`continue` is one generation (one claim) made of rounds: turns without a user message, one
+after another; each round reads the conversation again, so its speakers see the replies of the
+earlier rounds. A stop ends the current round and starts no more; the rounds end early when one
+chooses nobody.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +32,7 @@ import llm
 from app.error_info import describe
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.services.lifecycle import (
+    Claim,
     Generation,
     GenerationLifecycle,
     Saved,
@@ -35,6 +43,17 @@ from app.services.memory import MemoryService
 from app.services.prompts import build_prompt, character_system_prompt
 from app.services.replies import ReplyOutcome, stream_reply
 from app.services.runs import Run
+from app.services.speakers import (
+    LastMessage,
+    RandomSource,
+    Situation,
+    everyone,
+    moderator_candidates,
+    natural,
+    pooled,
+    rotation,
+    round_robin,
+)
 from app.services.spool import PendingMessage
 from app.views import message_view, parse_id
 from storage import (
@@ -69,6 +88,40 @@ class _Turn:
     recent: list[Message]
     memories: dict[int, list[Memory]]
     names: dict[int, str]
+    user_message: Message | None  # the turn's new message from the user, if any
+    spoken_since_user: list[int]  # speakers of the replies since the user's last message
+
+    @property
+    def last(self) -> LastMessage | None:
+        """The conversation's last message (failed replies left out)."""
+        for m in reversed(self.recent):
+            if m.status != "error":
+                return LastMessage(m.role, m.character_id, m.content)
+        return None
+
+
+@dataclass
+class _Round:
+    """One round's speakers and what came of each."""
+
+    speakers: list[int]
+    reason: str
+    outcomes: list[tuple[ReplyOutcome, Message | None]]
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "speakers": [str(c) for c in self.speakers],
+            "reason": self.reason,
+            "replies": [message_view(m) for _, m in self.outcomes if m is not None],
+        }
+
+    @property
+    def failed(self) -> llm.LLMError | None:
+        """The first error when every speaker failed, else None."""
+        errors = [o.error for o, _ in self.outcomes if o.error is not None]
+        if self.outcomes and len(errors) == len(self.outcomes):
+            return errors[0]
+        return None
 
 
 @dataclass
@@ -99,7 +152,11 @@ class _StopRelay:
 
 
 class GroupService:
-    """Groups of the user's characters and their conversations."""
+    """Groups of the user's characters and their conversations.
+
+    `rng` is where the strategies' chance comes from (talkativeness rolls, shuffles, the pooled
+    choice); tests pass a seeded `random.Random` or a scripted source.
+    """
 
     def __init__(
         self,
@@ -109,12 +166,14 @@ class GroupService:
         memory: MemoryService,
         *,
         prompt_budget: int,
+        rng: RandomSource | None = None,
     ) -> None:
         self._db = db
         self._client = client
         self._lifecycle = lifecycle
         self._memory = memory
         self._budget = prompt_budget
+        self.random: RandomSource = rng if rng is not None else random.Random()
 
     # ---- CRUD
 
@@ -126,14 +185,27 @@ class GroupService:
         *,
         strategy: GroupStrategy,
         max_speakers: int,
+        muted_character_ids: Sequence[str] = (),
+        talkativeness: Mapping[str, float] | None = None,
+        allow_self_responses: bool = False,
     ) -> Group:
         ids = _member_ids(character_ids)
         _check_max_speakers(max_speakers, len(ids))
+        muted = _members_named(muted_character_ids, ids, "muted_character_ids")
+        talk = _talkativeness(talkativeness or {}, ids)
 
         def create(conn: Connection) -> Group:
             _check_owned(conn, user_id, ids)
             return groups.create_group(
-                conn, user_id, name, ids, strategy=strategy, max_speakers=max_speakers
+                conn,
+                user_id,
+                name,
+                ids,
+                strategy=strategy,
+                max_speakers=max_speakers,
+                muted_character_ids=muted,
+                talkativeness=talk,
+                allow_self_responses=allow_self_responses,
             )
 
         return await self._db.write(create)
@@ -158,7 +230,13 @@ class GroupService:
         character_ids: Sequence[str] | None = None,
         strategy: GroupStrategy | None = None,
         max_speakers: int | None = None,
+        muted_character_ids: Sequence[str] | None = None,
+        talkativeness: Mapping[str, float] | None = None,
+        allow_self_responses: bool | None = None,
     ) -> Group:
+        """Change the given fields. `talkativeness` merges the given keys; muted ids and
+        talkativeness keys must be members (of the new member list when it changes too);
+        members who leave lose their mute and talkativeness."""
         ids = None if character_ids is None else _member_ids(character_ids)
 
         def update(conn: Connection) -> Group | None:
@@ -167,10 +245,17 @@ class GroupService:
                 return None
             if ids is not None:
                 _check_owned(conn, user_id, ids)
+            members = current.character_ids if ids is None else ids
             _check_max_speakers(
-                current.max_speakers if max_speakers is None else max_speakers,
-                len(current.character_ids if ids is None else ids),
+                current.max_speakers if max_speakers is None else max_speakers, len(members)
             )
+            muted = (
+                [m for m in current.muted_character_ids if m in members]
+                if muted_character_ids is None
+                else _members_named(muted_character_ids, members, "muted_character_ids")
+            )
+            talk = {k: v for k, v in current.talkativeness.items() if k in members}
+            talk.update(_talkativeness(talkativeness or {}, members))
             return groups.update_group(
                 conn,
                 user_id,
@@ -179,6 +264,9 @@ class GroupService:
                 character_ids=ids,
                 strategy=strategy,
                 max_speakers=max_speakers,
+                muted_character_ids=muted,
+                talkativeness=talk,
+                allow_self_responses=allow_self_responses,
             )
 
         group = await self._db.write(update)
@@ -223,36 +311,129 @@ class GroupService:
         )
 
     async def stop(self, user_id: int, group_id: int | None) -> bool:
-        """Interrupt the running turn; its speakers store their partial text."""
+        """Interrupt the running turn (or continue); its speakers store their partial text."""
         group = await self.get(user_id, group_id)
         return await self._lifecycle.stop(group.conversation_id)
 
-    async def send(self, user_id: int, group_id: int | None, content: str) -> Run:
-        """Store the user message and start the turn; 409 while another turn runs."""
+    async def send(
+        self,
+        user_id: int,
+        group_id: int | None,
+        content: str | None,
+        *,
+        speaker_ids: Sequence[str] | None = None,
+    ) -> Run:
+        """One turn: store the user message (when there is `content`) and start the replies;
+        `speaker_ids` (members, muted ones too, in that order) replaces the strategy. 409 while
+        another generation runs in the group; 400 for a turn of a manual group that names
+        nobody and says nothing."""
         group = await self.get(user_id, group_id)
+        forced = None
+        if speaker_ids is not None:
+            forced = _members_named(speaker_ids, group.character_ids, "speaker_ids")
+        if content is None and forced is None and group.strategy == "manual":
+            raise InvalidRequest(
+                "in a manual group nobody replies unless `speaker_ids` is given: send "
+                "`content`, `speaker_ids` or both"
+            )
+
+        def prepare(conn: Connection) -> tuple[Message | None, list[int]]:
+            previous = self._check_members(conn, user_id, group)
+            if content is None:
+                return None, previous
+            return messages.add_message(conn, group.conversation_id, "user", content), previous
+
+        claim = await self._lifecycle.claim(group.conversation_id, prepare, busy=_in_progress())
+        user_message, previous = claim.prepared
+        user_view = None if user_message is None else message_view(user_message)
+
+        def shape(rounds: list[_Round]) -> dict[str, Any]:
+            turn = rounds[0] if rounds else _Round([], "", [])
+            return {"user_message": user_view} | turn.view()
+
+        return await self._start(
+            user_id,
+            group,
+            claim,
+            user_message=user_message,
+            forced=forced,
+            previous=previous,
+            rounds=1,
+            numbered=False,
+            shape=shape,
+        )
+
+    async def continue_(self, user_id: int, group_id: int | None, rounds: int) -> Run:
+        """Up to `rounds` turns without a user message, one after another, as ONE generation:
+        a stop ends it, a new message meanwhile is 409. A round that chooses nobody ends it."""
+        group = await self.get(user_id, group_id)
+
+        def prepare(conn: Connection) -> list[int]:
+            return self._check_members(conn, user_id, group)
+
+        claim = await self._lifecycle.claim(group.conversation_id, prepare, busy=_in_progress())
+
+        def shape(done: list[_Round]) -> dict[str, Any]:
+            return {"rounds": [r.view() for r in done]}
+
+        return await self._start(
+            user_id,
+            group,
+            claim,
+            user_message=None,
+            forced=None,
+            previous=claim.prepared,
+            rounds=rounds,
+            numbered=True,
+            shape=shape,
+        )
+
+    @staticmethod
+    def _check_members(conn: Connection, user_id: int, group: Group) -> list[int]:
+        """Inside the claim: the group still has members; the previous turn's speakers."""
+        if not characters.get_characters(conn, user_id, group.character_ids):
+            raise Conflict("the group has no members left")
+        return messages.previous_turn_speakers(conn, group.conversation_id)
+
+    async def _start(
+        self,
+        user_id: int,
+        group: Group,
+        claim: Claim[Any],
+        *,
+        user_message: Message | None,
+        forced: list[int] | None,
+        previous: list[int],
+        rounds: int,
+        numbered: bool,
+        shape: Callable[[list[_Round]], dict[str, Any]],
+    ) -> Run:
+        """Run the rounds of a claimed generation (`numbered`: a continue, with `round` events);
+        `shape` makes its result."""
         conversation_id = group.conversation_id
-
-        def prepare(conn: Connection) -> tuple[Message, list[int]]:
-            if not characters.get_characters(conn, user_id, group.character_ids):
-                raise Conflict("the group has no members left")
-            previous = messages.previous_turn_speakers(conn, conversation_id)
-            return messages.add_message(conn, conversation_id, "user", content), previous
-
-        claim = await self._lifecycle.claim(conversation_id, prepare, busy=_in_progress())
-        user_message, previous_speakers = claim.prepared
         any_complete = False
 
         async def body(generation: Generation) -> dict[str, Any]:
             nonlocal any_complete
-            run = generation.run
-            result = await self._turn(generation, user_id, group, user_message, previous_speakers)
+            done = await self._rounds(
+                generation,
+                user_id,
+                group,
+                user_message=user_message,
+                forced=forced,
+                previous=previous,
+                rounds=rounds,
+                numbered=numbered,
+            )
             await generation.end()
-            replies: list[tuple[ReplyOutcome, Message | None]] = result.pop("outcomes")
-            failed = [o.error for o, _ in replies if o.error is not None]
-            if replies and len(failed) == len(replies):
-                run.error_extra = {"replies": result["replies"]}
-                raise failed[0]
-            any_complete = any(o.status == "complete" for o, _ in replies)
+            any_complete = any(o.status == "complete" for r in done for o, _ in r.outcomes)
+            result = shape(done)
+            failed = done[-1].failed if done else None
+            if failed is not None:
+                generation.run.error_extra = (
+                    {"rounds": result["rounds"]} if numbered else {"replies": result["replies"]}
+                )
+                raise failed
             return result
 
         async def after() -> None:
@@ -261,31 +442,47 @@ class GroupService:
 
         return await self._lifecycle.start("group", claim, body, after=after)
 
-    async def _turn(
+    async def _rounds(
         self,
         generation: Generation,
         user_id: int,
         group: Group,
-        user_message: Message,
-        previous_speakers: list[int],
-    ) -> dict[str, Any]:
+        *,
+        user_message: Message | None,
+        forced: list[int] | None,
+        previous: list[int],
+        rounds: int,
+        numbered: bool,
+    ) -> list[_Round]:
+        """The generation's rounds, one after another, under one stop relay. Each round reads
+        the conversation again (so it sees the earlier rounds' replies), chooses its speakers
+        and lets them reply concurrently. Ends after `rounds`, on a stop, when every speaker of
+        a round failed, or (`numbered`) when a round chooses nobody."""
         run = generation.run
-        run.publish("user_message", message_view(user_message))
-        turn = await self._db.read(self._load_turn, user_id, group, user_message)
+        if user_message is not None:
+            run.publish("user_message", message_view(user_message))
         relay = _StopRelay(run)
-        outcomes: dict[int, tuple[ReplyOutcome, Message | None]] = {}
+        done: list[_Round] = []
         async with trio.open_nursery() as outer:
             outer.start_soon(relay.watch)
-            speakers: list[int] = []
-            reason = ""
-            with relay.scope():
-                speakers, reason = await self._choose(
-                    user_id, group, turn, user_message.content, previous_speakers
+            for index in range(rounds):
+                turn = await self._db.read(
+                    self._load_turn, user_id, group, user_message if index == 0 else None
                 )
-            if not relay.stopped:
+                speakers: list[int] = []
+                reason = ""
+                with relay.scope():
+                    speakers, reason = await self._choose(
+                        user_id, group, turn, forced if index == 0 else None, previous
+                    )
+                if relay.stopped or (numbered and not speakers):
+                    break
+                if numbered:
+                    run.publish("round", {"index": index})
                 run.publish(
                     "speakers", {"character_ids": [str(c) for c in speakers], "reason": reason}
                 )
+                outcomes: dict[int, tuple[ReplyOutcome, Message | None]] = {}
                 by_id = {c.id: c for c in turn.members}
                 async with trio.open_nursery() as nursery:
                     for character_id in speakers:
@@ -299,24 +496,24 @@ class GroupService:
                             relay.scope(),
                             outcomes,
                         )
+                done.append(
+                    _Round(speakers, reason, [outcomes[c] for c in speakers if c in outcomes])
+                )
+                previous = speakers
+                if relay.stopped or done[-1].failed is not None:
+                    break
             outer.cancel_scope.cancel()
-        ordered = [outcomes[c] for c in speakers if c in outcomes]
-        return {
-            "user_message": message_view(user_message),
-            "speakers": [str(c) for c in speakers],
-            "reason": reason,
-            "replies": [message_view(m) for _, m in ordered if m is not None],
-            "outcomes": ordered,
-        }
+        return done
 
     def _load_turn(
-        self, conn: Connection, user_id: int, group: Group, user_message: Message
+        self, conn: Connection, user_id: int, group: Group, user_message: Message | None
     ) -> _Turn:
         members = characters.get_characters(conn, user_id, group.character_ids)
         recent = messages.recent_uncompressed(conn, group.conversation_id, limit=HISTORY_WINDOW)
-        recent = [m for m in recent if m.id <= user_message.id]
-        if not recent or recent[-1].id != user_message.id:
-            recent.append(user_message)  # compressed meanwhile: it is still the last word
+        if user_message is not None:
+            recent = [m for m in recent if m.id <= user_message.id]
+            if not recent or recent[-1].id != user_message.id:
+                recent.append(user_message)  # compressed meanwhile: it is still the last word
         names = {c.id: c.name for c in members}
         former = sorted({m.character_id for m in recent if m.character_id is not None} - set(names))
         names.update({c.id: c.name for c in characters.get_characters(conn, user_id, former)})
@@ -324,38 +521,73 @@ class GroupService:
             c.id: memories.list_memories(conn, group.conversation_id, character_id=c.id)
             for c in members
         }
-        return _Turn(members, recent, mems, names)
+        spoken = messages.previous_turn_speakers(conn, group.conversation_id)
+        return _Turn(members, recent, mems, names, user_message, spoken)
 
     async def _choose(
         self,
         user_id: int,
         group: Group,
         turn: _Turn,
-        content: str,
+        forced: list[int] | None,
         previous_speakers: Sequence[int],
     ) -> tuple[list[int], str]:
-        member_ids = [c.id for c in turn.members]
-        limit = min(group.max_speakers, len(member_ids))
-        if group.strategy == "all":
-            return member_ids, "every member replies"
-        if group.strategy == "moderator":
-            try:
-                choice = await self._client.structured(
-                    moderator_prompt(group, turn, content, limit),
-                    SpeakerChoice,
-                    user=str(user_id),
-                )
-            except llm.LLMError as exc:
-                log.info("moderator failed for group %d: %s", group.id, exc)
-            else:
-                chosen = validate_choice(choice, member_ids, limit)
-                if chosen:
-                    return chosen, choice.reason.strip() or "chosen by the moderator"
-                log.info("moderator answered unusable ids for group %d", group.id)
-            named = named_in(content, turn.members, limit)
-            if named:
-                return named, "named in the message"
-        return round_robin(member_ids, previous_speakers, limit), "round robin"
+        present = {c.id for c in turn.members}
+        if forced is not None:
+            return [c for c in forced if c in present], "chosen by the user"
+        situation = Situation(
+            members=[(c.id, c.name) for c in turn.members],
+            limit=group.max_speakers,
+            muted=frozenset(group.muted_character_ids),
+            talkativeness=group.talkativeness,
+            allow_self_responses=group.allow_self_responses,
+            last=turn.last,
+            spoken_since_user=turn.spoken_since_user,
+            previous_speakers=previous_speakers,
+        )
+        strategy = group.strategy
+        if strategy == "all":
+            return everyone(situation), "every member replies"
+        if strategy == "manual":
+            return [], "manual: nobody replies unless speaker_ids is given"
+        if strategy == "natural":
+            return natural(situation, self.random), "natural order"
+        if strategy == "pooled":
+            return pooled(situation, self.random), "pooled"
+        if strategy == "moderator":
+            return await self._moderate(user_id, group, turn, situation)
+        return rotation(situation), "round robin"
+
+    async def _moderate(
+        self, user_id: int, group: Group, turn: _Turn, situation: Situation
+    ) -> tuple[list[int], str]:
+        """One structured call over the candidates (unmuted, not the banned last speaker);
+        on failure the members named in the last message, then round robin."""
+        candidates = moderator_candidates(situation)
+        if not candidates:
+            return [], "no member may speak"
+        limit = min(group.max_speakers, len(candidates))
+        try:
+            choice = await self._client.structured(
+                moderator_prompt(group, turn, candidates, limit),
+                SpeakerChoice,
+                user=str(user_id),
+            )
+        except llm.LLMError as exc:
+            log.info("moderator failed for group %d: %s", group.id, exc)
+        else:
+            chosen = validate_choice(choice, candidates, limit)
+            if chosen:
+                return chosen, choice.reason.strip() or "chosen by the moderator"
+            log.info("moderator answered unusable ids for group %d", group.id)
+        last = turn.last
+        allowed = [c for c in turn.members if c.id in candidates]
+        named = [] if last is None else named_in(last.content, allowed, limit)
+        if named:
+            return named, "named in the message"
+        ids = situation.member_ids
+        rotated = [c for c in round_robin(ids, situation.previous_speakers, len(ids))]
+        return [c for c in rotated if c in candidates][:limit], "round robin"
 
     async def _speak(
         self,
@@ -415,6 +647,14 @@ class GroupService:
                 "characters come prefixed with their names. Reply only as "
                 f"{character.name}, with your own line: never speak for the others, and do not "
                 "prefix your reply with your name.",
+                *(
+                    []
+                    if turn.user_message is not None
+                    else [
+                        "The user says nothing this turn and listens: carry the conversation on "
+                        "with the others."
+                    ]
+                ),
             ]
         )
         return build_prompt(
@@ -444,21 +684,6 @@ def point_of_view(
     return out
 
 
-def round_robin(
-    member_ids: Sequence[int], previous_speakers: Sequence[int], count: int
-) -> list[int]:
-    """`count` members in listed order, starting after the last member, in listed order, of
-    the previous turn's speakers (deterministic, whichever reply finished last)."""
-    if not member_ids:
-        return []
-    start = 0
-    spoke = [i for i, member in enumerate(member_ids) if member in set(previous_speakers)]
-    if spoke:
-        start = (spoke[-1] + 1) % len(member_ids)
-    ordered = list(member_ids[start:]) + list(member_ids[:start])
-    return ordered[: max(0, min(count, len(ordered)))]
-
-
 def named_in(content: str, members: Sequence[Character], count: int) -> list[int]:
     """Members whose name appears in `content` (whole words, any case), in listed order."""
     found = [
@@ -484,15 +709,38 @@ def validate_choice(choice: SpeakerChoice, member_ids: Sequence[int], limit: int
     return chosen
 
 
-def moderator_prompt(group: Group, turn: _Turn, content: str, limit: int) -> list[llm.ChatMessage]:
-    """One structured call: the members' profiles, the recent history, the new message."""
+def moderator_prompt(
+    group: Group, turn: _Turn, candidates: Sequence[int], limit: int
+) -> list[llm.ChatMessage]:
+    """One structured call: the members' profiles, the recent history, the new message (or,
+    in a turn without one, the request to let the conversation go on), and who may be chosen:
+    the CANDIDATES line leaves out muted members and a last speaker who may not speak again,
+    and the prompt says so."""
+    muted = [c for c in turn.members if c.id in group.muted_character_ids]
+    spoke = [c for c in turn.members if c.id not in candidates and c not in muted]
     lines = []
     for c in turn.members:
-        lines.append(f"- id {c.id}: {c.name} — {_brief(c)}")
+        note = " (muted)" if c in muted else " (just spoke)" if c in spoke else ""
+        lines.append(f"- id {c.id}: {c.name}{note} — {_brief(c)}")
+    shown = turn.recent[:-1] if turn.user_message is not None else turn.recent
     history = [
         f"{_speaker(m, turn.names)}: {_clip(m.content)}"
-        for m in turn.recent[:-1][-MODERATOR_HISTORY:]
+        for m in shown[-MODERATOR_HISTORY:]
         if m.status != "error"
+    ]
+    if turn.user_message is not None:
+        now = ["The user's new message:", _clip(turn.user_message.content)]
+        task = "reply to the user's new message"
+    else:
+        now = ["The user says nothing this turn: the characters carry on among themselves."]
+        task = "speak next in the conversation"
+    rules = [
+        f"{label}: " + ", ".join(f"{c.name} (id {c.id})" for c in who)
+        for label, who in (
+            ("Muted, never choose", muted),
+            ("Just spoke, do not choose again", spoke),
+        )
+        if who
     ]
     user = "\n".join(
         [
@@ -502,17 +750,16 @@ def moderator_prompt(group: Group, turn: _Turn, content: str, limit: int) -> lis
             "Recent conversation:",
             *(history or ["(none)"]),
             "",
-            "The user's new message:",
-            _clip(content),
+            *now,
             "",
-            f"CANDIDATES: {','.join(str(c.id) for c in turn.members)}",
+            *rules,
+            f"CANDIDATES: {','.join(str(c) for c in candidates)}",
         ]
     )
     system = (
-        "You moderate a group role-play chat. Choose which characters reply to the user's new "
-        f"message, most relevant first: between 1 and {limit} of them, only ids from the "
-        "CANDIDATES line, each at most once. Answer with JSON: "
-        '{"character_ids": [...], "reason": "..."}.'
+        f"You moderate a group role-play chat. Choose which characters {task}, most relevant "
+        f"first: between 1 and {limit} of them, only ids from the CANDIDATES line, each at "
+        'most once. Answer with JSON: {"character_ids": [...], "reason": "..."}.'
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -545,6 +792,23 @@ def _member_ids(raw: Sequence[str]) -> list[int]:
     if len(set(parsed)) != len(parsed):
         raise InvalidRequest("`character_ids` must not repeat a character")
     return parsed
+
+
+def _members_named(raw: Sequence[str], members: Sequence[int], field: str) -> list[int]:
+    """Ids that must name members, each once (400 otherwise), in the given order."""
+    ids = [parse_id(r) for r in raw]
+    parsed = [i for i in ids if i is not None and i in members]
+    if len(parsed) != len(ids):
+        raise InvalidRequest(f"`{field}` must name members of the group")
+    if len(set(parsed)) != len(parsed):
+        raise InvalidRequest(f"`{field}` must not repeat a character")
+    return parsed
+
+
+def _talkativeness(raw: Mapping[str, float], members: Sequence[int]) -> dict[int, float]:
+    """{member id: 0–1} from the request's keys (400 for a key that names no member)."""
+    ids = _members_named(list(raw), members, "talkativeness")
+    return {i: float(v) for i, v in zip(ids, raw.values(), strict=True)}
 
 
 def _check_owned(conn: Connection, user_id: int, ids: Sequence[int]) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 import trio
 
-from app.services.groups import SpeakerChoice, named_in, round_robin, validate_choice
+from app.services.groups import SpeakerChoice, named_in, validate_choice
+from app.services.speakers import round_robin
 from llm.fake import Fault
 from tests.app.harness import Live, Session, live_server, make_settings
 

@@ -24,6 +24,7 @@ STREAMS = {
     "/api/characters/{character_id}/chat/regenerate",
     "/api/groups/{group_id}/messages",
     "/api/characters/import",
+    "/api/groups/{group_id}/continue",
 }
 NO_CONTENT = {
     ("post", "/api/auth/logout"),

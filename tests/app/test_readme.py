@@ -60,7 +60,13 @@ async def test_readme_examples_run_against_a_fresh_server(tmp_path: Path) -> Non
         )
     assert result.returncode == 0, f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert "event: error" not in result.stdout, result.stdout
-    for event in ("event: category", "event: character", "event: speakers", "event: reply"):
+    for event in (
+        "event: category",
+        "event: character",
+        "event: speakers",
+        "event: reply",
+        "event: round",
+    ):
         assert event in result.stdout
     assert '"stopped"' in result.stdout
     assert "is ready" in result.stdout  # fastnpc admin create

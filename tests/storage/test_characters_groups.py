@@ -189,3 +189,42 @@ async def test_group_with_missing_character_is_a_constraint_violation(db: Databa
             groups.create_group, user.id, "g", [a.id, 424242], strategy="all", max_speakers=1
         )
     assert await db.read(groups.list_groups, user.id) == []  # rolled back as a whole
+
+
+async def test_group_steering_fields(db: Database) -> None:
+    user = await make_user(db)
+    a = await make_character(db, user, "A")
+    b = await make_character(db, user, "B")
+    group = await db.write(
+        groups.create_group, user.id, "g", [a.id, b.id], strategy="natural", max_speakers=1
+    )
+    assert group.strategy == "natural"
+    assert group.muted_character_ids == [] and group.talkativeness == {}
+    assert group.allow_self_responses is False
+    changed = await db.write(
+        groups.update_group,
+        user.id,
+        group.id,
+        muted_character_ids=[b.id],
+        talkativeness={a.id: 0.25, b.id: 1},
+        allow_self_responses=True,
+    )
+    assert changed is not None
+    again = await db.read(groups.get_group, user.id, group.id)
+    assert again == changed
+    assert again.muted_character_ids == [b.id]
+    assert again.talkativeness == {a.id: 0.25, b.id: 1.0}
+    assert again.allow_self_responses is True
+    made = await db.write(
+        groups.create_group,
+        user.id,
+        "h",
+        [a.id, b.id],
+        strategy="pooled",
+        max_speakers=2,
+        muted_character_ids=[a.id],
+        talkativeness={b.id: 0.0},
+        allow_self_responses=True,
+    )
+    listed = {g.id: g for g in await db.read(groups.list_groups, user.id)}
+    assert listed[made.id] == made and made.talkativeness == {b.id: 0.0}
