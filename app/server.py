@@ -19,6 +19,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
 
+from app.connection_guard import ConnectionGuard
+
 log = logging.getLogger(__name__)
 
 
@@ -60,7 +62,9 @@ async def serve(
                 await services.runs.wait_idle()
 
     config = hypercorn_config(bind, graceful_timeout=graceful_timeout)
-    await hypercorn_serve(app, config, shutdown_trigger=trigger, task_status=task_status)
+    await hypercorn_serve(
+        ConnectionGuard(app), config, shutdown_trigger=trigger, task_status=task_status
+    )
 
 
 def run_workers(argv: Sequence[str], host: str, port: int, workers: int) -> int:
