@@ -28,6 +28,14 @@ _HTTP_CODES = {
 }
 
 
+_OBJECT_EXPECTED = {"model_type", "model_attributes_type", "dataclass_type", "dict_type"}
+
+
+def _public_msg(kind: str, msg: str) -> str:
+    """pydantic's message, without the names of our classes ("instance of ChatIn")."""
+    return "Input should be a JSON object" if kind in _OBJECT_EXPECTED else msg
+
+
 class ErrorInfo:
     """Status, code, message, details and retry-after for one error."""
 
@@ -80,7 +88,7 @@ def describe(exc: BaseException) -> ErrorInfo:
         details: Any = None
         if isinstance(cause, ValidationError):
             details = [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                {"loc": list(e["loc"]), "msg": _public_msg(e["type"], e["msg"]), "type": e["type"]}
                 for e in cause.errors(include_url=False, include_context=False, include_input=False)
             ]
         elif cause is not None:

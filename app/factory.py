@@ -9,6 +9,7 @@ from quart_trio import QuartTrio
 
 from app import schema_adapters
 from app.http_errors import install_error_handlers
+from app.request import ApiRequest
 from app.routes import admin, auth, characters, chat, groups, health
 from app.services.container import Services, run_services
 from app.settings import Settings
@@ -26,6 +27,7 @@ def create_app(
     settings = settings or Settings()
     schema_adapters.install()
     app = QuartTrio("fastnpc")
+    app.request_class = ApiRequest
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["PROPAGATE_EXCEPTIONS"] = False
     QuartSchema(

@@ -33,4 +33,8 @@ def install_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(HTTPException)
     async def _http(exc: HTTPException) -> Response:
-        return error_response(describe(exc))
+        info = describe(exc)
+        if info.status == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"]
+            info.message = f"the request body is larger than the limit of {limit} bytes"
+        return error_response(info)
