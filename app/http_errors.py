@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 def error_response(info: ErrorInfo) -> Response:
     response = jsonify(info.body())
     response.status_code = info.status
+    if info.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
     if info.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(info.retry_after)))
     return response

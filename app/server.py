@@ -19,6 +19,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
 
+from app import protocol_errors
 from app.connection_guard import ConnectionGuard
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ async def serve(
                 await services.runs.wait_idle()
 
     config = hypercorn_config(bind, graceful_timeout=graceful_timeout)
+    protocol_errors.install()
     await hypercorn_serve(
         ConnectionGuard(app), config, shutdown_trigger=trigger, task_status=task_status
     )

@@ -64,7 +64,10 @@ async def run_response(
 
 
 def no_content() -> Response:
-    return Response(b"", status=204)
+    """204 with no body and no Content-Type."""
+    response = Response(b"", status=204)
+    del response.headers["Content-Type"]
+    return response
 
 
 def before_id(raw: str | None) -> int | None:
