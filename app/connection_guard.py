@@ -73,13 +73,18 @@ class ConnectionGuard:
 
 
 def _content_length(scope: HTTPScope) -> int | None:
+    """The request body's length: its Content-Length, 0 without one, None if chunked."""
+    length = 0
     for name, value in scope["headers"]:
-        if name.lower() == b"content-length":
+        name = name.lower()
+        if name == b"transfer-encoding":
+            return None
+        if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
                 return None
-    return None
+    return length
 
 
 class _Exchange:
@@ -131,7 +136,7 @@ class _Exchange:
     async def send(self, message: Message) -> None:
         """The app's `send`: decides how the response ends when the body is still arriving."""
         kind = message["type"]
-        if kind == "http.response.start" and not self._body_done:
+        if kind == "http.response.start" and not self._body_done and self._expected != 0:
             remaining = None if self._expected is None else self._expected - self._received
             if remaining is not None and remaining <= self._guard.drain_limit:
                 self._drain = True

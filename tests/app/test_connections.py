@@ -123,3 +123,17 @@ async def test_two_hundred_early_answers_leak_no_sockets(live: Live) -> None:
         while open_sockets() > baseline:  # noqa: ASYNC110 (kernel state: no event to wait on)
             await trio.sleep(0.05)
     assert open_sockets() <= baseline
+
+
+async def test_requests_without_a_body_keep_the_connection_alive(live: Live) -> None:
+    session = await live.register()
+    conn = await RawConnection.open(live.base_url)
+    try:
+        with trio.fail_after(HANG_GUARD):
+            for path, headers in [("/healthz", {}), ("/api/me", session.headers)] * 10:
+                await conn.send(request_head("GET", path, headers))
+                response = await conn.read_response()
+                assert response is not None and response.status == 200
+                assert "connection" not in response.headers
+    finally:
+        await conn.aclose()
