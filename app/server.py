@@ -21,15 +21,20 @@ from quart_trio import QuartTrio
 
 from app import protocol_errors
 from app.connection_guard import ConnectionGuard
+from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def hypercorn_config(bind: str, *, graceful_timeout: float) -> Config:
+def hypercorn_config(bind: str, *, graceful_timeout: float, header_timeout: float) -> Config:
+    """Hypercorn's settings. Its keep-alive timer runs from a connection's start (and from the
+    end of each response) until a request's headers are complete, and is not reset by bytes
+    arriving, so `keep_alive_timeout` is the deadline for complete headers (slow-header
+    clients are cut after `header_timeout`) as well as the idle keep-alive limit."""
     config = Config()
     config.bind = [bind]
     config.graceful_timeout = graceful_timeout
-    config.keep_alive_timeout = 75
+    config.keep_alive_timeout = header_timeout
     config.accesslog = None
     config.errorlog = "-"
     config.backlog = 2048
@@ -62,7 +67,10 @@ async def serve(
             with trio.move_on_after(services.settings.shutdown_grace):
                 await services.runs.wait_idle()
 
-    config = hypercorn_config(bind, graceful_timeout=graceful_timeout)
+    settings: Settings = app.extensions["settings"]
+    config = hypercorn_config(
+        bind, graceful_timeout=graceful_timeout, header_timeout=settings.header_timeout
+    )
     protocol_errors.install()
     await hypercorn_serve(
         ConnectionGuard(app), config, shutdown_trigger=trigger, task_status=task_status

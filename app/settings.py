@@ -27,4 +27,5 @@ class Settings(BaseSettings):
     sse_ping_interval: float = Field(default=15.0, gt=0)
     shutdown_grace: float = Field(default=5.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    header_timeout: float = Field(default=10.0, gt=0)
     llm: LLMSettings = Field(default_factory=LLMSettings)

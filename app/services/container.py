@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from prometheus_client import CollectorRegistry
 
 import llm
+from app import connection_metrics
 from app.services.admin import AdminService
 from app.services.auth import AuthService
 from app.services.characters import CharacterService
@@ -72,6 +73,7 @@ async def run_services(
     """Open the database and the HTTP client, start background work, report ready, serve until
     `stop` is set, then stop generations (saving partial text) within `shutdown_grace`."""
     registry = CollectorRegistry()
+    connection_metrics.register(registry)
     metrics = llm.LLMMetrics(registry)
     limiter = llm.LLMLimiter(
         settings.llm.max_concurrency,
