@@ -6,7 +6,14 @@ from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_request
 
-from app.routes.common import authenticated, current_user, no_content, run_response, services
+from app.routes.common import (
+    authenticated,
+    current_user,
+    no_content,
+    rate_limited,
+    run_response,
+    services,
+)
 from app.schemas import CharacterIn, CharacterList, CharacterOut, CharacterPatch, GenerateIn
 from app.views import character_view, parse_id
 
@@ -62,6 +69,7 @@ async def delete(character_id: str) -> ResponseReturnValue:
 
 @bp.post("/generate")
 @authenticated
+@rate_limited
 @validate_request(GenerateIn)
 @document_response(CharacterOut, 201)
 async def generate(data: GenerateIn) -> ResponseReturnValue:
@@ -74,6 +82,7 @@ async def generate(data: GenerateIn) -> ResponseReturnValue:
 
 @bp.post("/<character_id>/generate/<category>")
 @authenticated
+@rate_limited
 @document_response(CharacterOut)
 async def regenerate_category(character_id: str, category: str) -> ResponseReturnValue:
     """[stream] Regenerate one category (`category`, `character`, `done`)."""

@@ -11,6 +11,7 @@ from app.routes.common import (
     before_id,
     current_user,
     no_content,
+    rate_limited,
     run_response,
     services,
 )
@@ -30,6 +31,7 @@ bp = Blueprint("chat", __name__, url_prefix="/api/characters/<character_id>/chat
 
 @bp.post("")
 @authenticated
+@rate_limited
 @validate_request(ChatIn)
 @document_response(ChatOut)
 async def send(character_id: str, data: ChatIn) -> ResponseReturnValue:
@@ -49,6 +51,7 @@ async def stop(character_id: str) -> ResponseReturnValue:
 
 @bp.post("/regenerate")
 @authenticated
+@rate_limited
 @document_response(ChatOut)
 async def regenerate(character_id: str) -> ResponseReturnValue:
     """[stream] Replace the last assistant reply with a new one."""
@@ -89,6 +92,7 @@ async def memories(character_id: str) -> ResponseReturnValue:
 
 @bp.post("/compress")
 @authenticated
+@rate_limited
 @document_response(QueuedOut, 202)
 async def compress(character_id: str) -> ResponseReturnValue:
     """Ask for memory compression now."""

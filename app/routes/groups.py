@@ -13,6 +13,7 @@ from app.routes.common import (
     before_id,
     current_user,
     no_content,
+    rate_limited,
     run_response,
     services,
 )
@@ -97,6 +98,7 @@ def _turn_shape(result: dict[str, Any]) -> dict[str, Any]:
 
 @bp.post("/<group_id>/messages")
 @authenticated
+@rate_limited
 @validate_request(ChatIn)
 @document_response(GroupTurnOut)
 async def send(group_id: str, data: ChatIn) -> ResponseReturnValue:

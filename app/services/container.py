@@ -21,6 +21,15 @@ from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
 from app.services.memory import MemoryService
 from app.services.runs import RunRegistry
+from app.services.throttle import (
+    Backoff,
+    InProcessLoginThrottle,
+    LoginPolicy,
+    LoginThrottle,
+    RateLimit,
+    Unlimited,
+    rate_limit,
+)
 from app.settings import Settings
 from storage import Database, open_database
 
@@ -51,6 +60,8 @@ class Services:
     memory: MemoryService
     groups: GroupService
     admin: AdminService
+    login_throttle: LoginThrottle = field(default_factory=InProcessLoginThrottle)
+    rate_limit: RateLimit = field(default_factory=Unlimited)
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -61,6 +72,21 @@ class Services:
             checks[name] = report
             ok = ok and report.get("status") == "ok"
         return Health(ok, checks)
+
+
+def login_policy(settings: Settings) -> LoginPolicy:
+    """The login throttle's backoffs from `FASTNPC_LOGIN_*` settings."""
+    free, cap = settings.login_free_attempts, settings.login_max_delay
+    return LoginPolicy(
+        pair=Backoff(free=free, base=1.0, cap=cap, forget_after=max(900.0, 3 * cap)),
+        address=Backoff(free=10 * free, base=1.0, cap=cap, forget_after=max(3600.0, 3 * cap)),
+        account=Backoff(
+            free=4 * free,
+            base=1.0,
+            cap=settings.login_account_max_delay,
+            forget_after=900.0,
+        ),
+    )
 
 
 async def run_services(
@@ -122,6 +148,8 @@ async def run_services(
                 db, client, runs, tracker, memory, prompt_budget=settings.prompt_token_budget
             ),
             admin=AdminService(db, limiter, metrics, runs, memory),
+            login_throttle=InProcessLoginThrottle(login_policy(settings)),
+            rate_limit=rate_limit(settings.rate_limit_per_minute),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
