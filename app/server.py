@@ -19,7 +19,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
 
-from app import protocol_errors
+from app import hypercorn_patches
 from app.connection_guard import ConnectionGuard
 from app.settings import Settings
 
@@ -71,7 +71,7 @@ async def serve(
     config = hypercorn_config(
         bind, graceful_timeout=graceful_timeout, header_timeout=settings.header_timeout
     )
-    protocol_errors.install()
+    hypercorn_patches.install()
     await hypercorn_serve(
         ConnectionGuard(app), config, shutdown_trigger=trigger, task_status=task_status
     )

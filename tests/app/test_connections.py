@@ -18,11 +18,14 @@ from tests.app.rawhttp import RawConnection, open_sockets, request_head
 
 MAX_BODY = 4096
 HANG_GUARD = 10  # seconds; the failure mode is a request that is never answered
+KEEP_ALIVE = 120  # idle connections are not closed by the server's own timer during a test
 
 
 @pytest.fixture
 async def live(db_url: str, fake: Any) -> AsyncIterator[Live]:
-    settings = make_settings(db_url, fake.base_url, max_body_bytes=MAX_BODY)
+    settings = make_settings(
+        db_url, fake.base_url, max_body_bytes=MAX_BODY, header_timeout=KEEP_ALIVE
+    )
     async with live_server(settings) as server:
         yield server
 
@@ -103,22 +106,30 @@ async def test_two_hundred_early_answers_leak_no_sockets(live: Live) -> None:
     cases = [
         ("POST", "/api/characters", 2000, {}),  # 401, drained, reused
         ("POST", "/api/auth/login", 300_000, {}),  # 413, closed
+        ("POST", "/api/auth/login", MAX_BODY * 2, {}),  # 413, drained, reused
         ("GET", "/api/admin/users", 100, session.headers),  # 403
         ("GET", "/healthz", 100, {}),  # 200 with an unread body
     ]
     for i in range(200):
         method, path, length, headers = cases[i % len(cases)]
-        if i % 8 < 4:
+        head = {"Content-Type": "application/json", "Content-Length": str(length), **headers}
+        if i % 3 == 0:  # a full second exchange, then the client closes an idle connection
             await early_answer_then_reuse(live, method, path, length, headers)
-        else:  # the client gives up after the early answer, without sending the body
-            conn = await RawConnection.open(live.base_url)
-            head = {"Content-Type": "application/json", "Content-Length": str(length), **headers}
+            continue
+        conn = await RawConnection.open(live.base_url)
+        with trio.fail_after(HANG_GUARD):
             await conn.send(request_head(method, path, head))
-            with trio.fail_after(HANG_GUARD):
-                assert await conn.read_response() is not None
-            await conn.aclose()
-    # Every client socket is closed; the server closes its ends as it notices. Wait for that
-    # (bounded): with the leak, dozens stay open indefinitely.
+            assert await conn.read_response() is not None
+            if i % 3 == 1:  # body and a second request, then close before reading it all
+                try:
+                    await conn.send(b"x" * length + request_head("GET", "/healthz"))
+                    await conn.stream.receive_some(10)
+                except trio.BrokenResourceError:
+                    pass  # the server closed after `Connection: close`
+        await conn.aclose()  # (else: the client gives up after the early answer)
+    # Every client socket is closed; the server closes its ends as it notices, well before its
+    # keep-alive timer (KEEP_ALIVE) would. Wait for that (bounded): with the leak, dozens stay
+    # open in CLOSE-WAIT.
     with trio.move_on_after(HANG_GUARD):
         while open_sockets() > baseline:  # noqa: ASYNC110 (kernel state: no event to wait on)
             await trio.sleep(0.05)
