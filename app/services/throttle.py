@@ -181,9 +181,7 @@ class TokenBucketRateLimit:
         tokens = min(self._capacity, tokens + (now - then) * self._rate)
         if tokens < 1.0:
             wait = (1.0 - tokens) / self._rate
-            raise RateLimited(
-                f"too many requests; retry in {math.ceil(wait)} s", retry_after=wait
-            )
+            raise RateLimited(f"too many requests; retry in {math.ceil(wait)} s", retry_after=wait)
         self._buckets[key] = (tokens - 1.0, now)
         self._buckets.move_to_end(key)
         while len(self._buckets) > MAX_KEYS:  # the oldest is the fullest: forgetting it is fair
@@ -193,4 +191,3 @@ class TokenBucketRateLimit:
 def rate_limit(per_minute: int, clock: Clock = time.monotonic) -> RateLimit:
     """The limit for `FASTNPC_RATE_LIMIT_PER_MINUTE` (0: none)."""
     return TokenBucketRateLimit(per_minute, clock) if per_minute > 0 else Unlimited()
-

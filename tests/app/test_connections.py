@@ -87,11 +87,13 @@ async def test_a_large_unread_body_gets_connection_close_and_the_server_closes(l
     conn = await RawConnection.open(live.base_url)
     try:
         with trio.fail_after(HANG_GUARD):
-            await conn.send(request_head(
+            await conn.send(
+                request_head(
                     "POST",
                     "/api/auth/login",
                     {"Content-Type": "application/json", "Content-Length": "300000"},
-                ))
+                )
+            )
             first = await conn.read_response()
             assert first is not None and first.status == 413
             assert first.headers["connection"] == "close"
