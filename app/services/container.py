@@ -22,7 +22,6 @@ from app.services.groups import GroupService
 from app.services.memory import MemoryService
 from app.services.runs import RunRegistry
 from app.services.throttle import (
-    Backoff,
     InProcessLoginThrottle,
     LoginPolicy,
     LoginThrottle,
@@ -72,21 +71,6 @@ class Services:
             checks[name] = report
             ok = ok and report.get("status") == "ok"
         return Health(ok, checks)
-
-
-def login_policy(settings: Settings) -> LoginPolicy:
-    """The login throttle's backoffs from `FASTNPC_LOGIN_*` settings."""
-    free, cap = settings.login_free_attempts, settings.login_max_delay
-    return LoginPolicy(
-        pair=Backoff(free=free, base=1.0, cap=cap, forget_after=max(900.0, 3 * cap)),
-        address=Backoff(free=10 * free, base=1.0, cap=cap, forget_after=max(3600.0, 3 * cap)),
-        account=Backoff(
-            free=4 * free,
-            base=1.0,
-            cap=settings.login_account_max_delay,
-            forget_after=900.0,
-        ),
-    )
 
 
 async def run_services(
@@ -148,7 +132,13 @@ async def run_services(
                 db, client, runs, tracker, memory, prompt_budget=settings.prompt_token_budget
             ),
             admin=AdminService(db, limiter, metrics, runs, memory),
-            login_throttle=InProcessLoginThrottle(login_policy(settings)),
+            login_throttle=InProcessLoginThrottle(
+                LoginPolicy.from_limits(
+                    settings.login_free_attempts,
+                    settings.login_max_delay,
+                    settings.login_account_max_delay,
+                )
+            ),
             rate_limit=rate_limit(settings.rate_limit_per_minute),
         )
         if settings.admin_username and settings.admin_password:

@@ -101,16 +101,30 @@ class LoginThrottle(Protocol):
 
 @dataclass(frozen=True)
 class LoginPolicy:
-    pair: Backoff = Backoff(free=5, base=1.0, cap=300.0, forget_after=900.0)
-    address: Backoff = Backoff(free=50, base=1.0, cap=900.0, forget_after=3600.0)
-    account: Backoff = Backoff(free=20, base=1.0, cap=30.0, forget_after=900.0)
+    """The three counters' backoffs."""
+
+    pair: Backoff
+    address: Backoff
+    account: Backoff
+
+    @classmethod
+    def from_limits(
+        cls, free: int = 5, max_delay: float = 300.0, account_max_delay: float = 30.0
+    ) -> LoginPolicy:
+        """`free` failures per (account, address), 10x per address, 4x per account; waits
+        from 1 s doubling to `max_delay` (`account_max_delay` account-wide)."""
+        return cls(
+            pair=Backoff(free, 1.0, max_delay, forget_after=max(900.0, 3 * max_delay)),
+            address=Backoff(10 * free, 1.0, max_delay, forget_after=max(3600.0, 3 * max_delay)),
+            account=Backoff(4 * free, 1.0, account_max_delay, forget_after=900.0),
+        )
 
 
 class InProcessLoginThrottle:
     """`LoginThrottle` with counters in this process."""
 
     def __init__(self, policy: LoginPolicy | None = None, clock: Clock = time.monotonic) -> None:
-        policy = policy or LoginPolicy()
+        policy = policy or LoginPolicy.from_limits()
         self._pair = FailureCounter(policy.pair, clock)
         self._address = FailureCounter(policy.address, clock)
         self._account = FailureCounter(policy.account, clock)
