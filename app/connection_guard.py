@@ -144,7 +144,7 @@ class _Exchange:
                 headers = [*message.get("headers", ()), (b"connection", b"close")]
                 message = {**message, "headers": headers}
         if kind != "http.response.body" or message.get("more_body", False) or self._ended:
-            await self._send(message)
+            await self._send_quietly(message)
             return
         self._ended = True
         guard = self._guard
@@ -158,7 +158,7 @@ class _Exchange:
                         "body": body,
                         "more_body": True,
                     }
-                    await self._send(part)
+                    await self._send_quietly(part)
                 with trio.move_on_after(guard.drain_timeout):
                     await self._discard_until(lambda: self._body_done)
                 end: HTTPResponseBodyEvent = {
@@ -167,7 +167,15 @@ class _Exchange:
                     "more_body": False,
                 }
                 message = end
+            await self._send_quietly(message)
+
+    async def _send_quietly(self, message: Message) -> None:
+        try:
             await self._send(message)
+        except trio.BusyResourceError:
+            # Hypercorn is closing the socket in another task (its close does not take the
+            # send lock): the peer is gone or going, there is nobody to answer.
+            pass
 
     async def finish(self) -> None:
         """Take whatever Hypercorn still delivers for this request, up to `http.disconnect`."""

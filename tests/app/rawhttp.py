@@ -1,10 +1,9 @@
 """HTTP/1.1 over a raw trio socket, for tests about the connection itself (early answers,
-keep-alive reuse, slow headers, malformed framing), and a count of this process's sockets."""
+keep-alive reuse, slow headers, malformed framing)."""
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,17 +22,6 @@ class RawResponse:
 
 def port_of(base_url: str) -> int:
     return int(base_url.rsplit(":", 1)[1])
-
-
-def open_sockets() -> int:
-    """Sockets this process holds open (the server under test runs in-process)."""
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-        except OSError:
-            pass  # closed between listdir and readlink
-    return count
 
 
 def request_head(method: str, path: str, headers: dict[str, str] | None = None) -> bytes:
