@@ -2,7 +2,7 @@
 for the routes that take an upload (marked with `accepts_upload`).
 
 Quart fixes a request's limit when the request object is built, before routing, from the app's
-``request_class``. `limited_request_class` returns a `TrioRequest` subclass that picks the limit
+``request_class``. `limited_request_class` returns an `ApiRequest` subclass that picks the limit
 there: a body declared within both limits needs no lookup; otherwise the path is
 matched against the app's URL map and the upload limit applies when the matched view is
 marked. Over the limit, Quart raises `RequestEntityTooLarge` (413 `payload_too_large`), from the
@@ -15,9 +15,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from quart import Quart
-from quart_trio.wrappers.request import TrioRequest
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
+
+from app.request import ApiRequest
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,11 +40,11 @@ def _is_upload(app: Quart, method: str, path: str) -> bool:
     return bool(getattr(view, _MARK, False))
 
 
-def limited_request_class(app: Quart, *, body_bytes: int, upload_bytes: int) -> type[TrioRequest]:
+def limited_request_class(app: Quart, *, body_bytes: int, upload_bytes: int) -> type[ApiRequest]:
     """The request class for ``app`` choosing each request's body limit by its route."""
     smaller = min(body_bytes, upload_bytes)  # a body within both limits needs no lookup
 
-    class LimitedRequest(TrioRequest):
+    class LimitedRequest(ApiRequest):
         def __init__(
             self,
             method: str,

@@ -9,6 +9,9 @@
     ├── NotFound                404 not_found
     ├── Conflict                409 conflict / username_taken / generation_in_progress
     │   └── GenerationInProgress  409 generation_in_progress
+    ├── PayloadTooLarge         413 payload_too_large
+    ├── UnsupportedMediaType    415 invalid_request (a Content-Encoding other than identity)
+    ├── RateLimited             429 rate_limited (with retry_after)
     └── ServiceUnavailable      503 overloaded / llm_unavailable / storage_unavailable
 LLM errors (`llm.LLMError`) and storage errors are translated in `app.http_errors` too.
 """
@@ -83,6 +86,16 @@ class GenerationInProgress(Conflict):
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "invalid_request"
+
+
+class RateLimited(ApiError):
+    status = 429
+    code = "rate_limited"
 
 
 class ServiceUnavailable(ApiError):

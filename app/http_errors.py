@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from pydantic import ValidationError
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, has_request_context, jsonify, request
 from quart_schema import RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -28,6 +28,14 @@ _HTTP_CODES = {
 }
 
 
+_OBJECT_EXPECTED = {"model_type", "model_attributes_type", "dataclass_type", "dict_type"}
+
+
+def _public_msg(kind: str, msg: str) -> str:
+    """pydantic's message, without the names of our classes ("instance of ChatIn")."""
+    return "Input should be a JSON object" if kind in _OBJECT_EXPECTED else msg
+
+
 def describe_http(exc: BaseException) -> ErrorInfo:
     """`describe`, plus the web framework's own errors (HTTP errors, request validation)."""
     if isinstance(exc, RequestSchemaValidationError):
@@ -35,7 +43,7 @@ def describe_http(exc: BaseException) -> ErrorInfo:
         details: Any = None
         if isinstance(cause, ValidationError):
             details = [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                {"loc": list(e["loc"]), "msg": _public_msg(e["type"], e["msg"]), "type": e["type"]}
                 for e in cause.errors(include_url=False, include_context=False, include_input=False)
             ]
         elif cause is not None:
@@ -55,6 +63,8 @@ def describe_http(exc: BaseException) -> ErrorInfo:
 def error_response(info: ErrorInfo) -> Response:
     response = jsonify(info.body())
     response.status_code = info.status
+    if info.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
     if info.retry_after is not None:
         response.headers["Retry-After"] = str(max(1, math.ceil(info.retry_after)))
     return response
@@ -72,4 +82,9 @@ def install_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(HTTPException)
     async def _http(exc: HTTPException) -> Response:
-        return error_response(describe_http(exc))
+        info = describe_http(exc)
+        if info.status == 413:
+            limit = request.max_content_length if has_request_context() else None
+            limit = limit or app.config["MAX_CONTENT_LENGTH"]
+            info.message = f"the request body is larger than the limit of {limit} bytes"
+        return error_response(info)

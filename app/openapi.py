@@ -33,6 +33,7 @@ LLM_ERRORS = (409, 429, 502, 503, 504)
 _STREAM = "_fastnpc_openapi_stream"
 _NO_CONTENT = "_fastnpc_openapi_no_content"
 _TEXT = "_fastnpc_openapi_text"
+_RAW_BODY = "_fastnpc_openapi_raw_body"
 
 
 def errors(*statuses: int) -> Callable[[F], F]:
@@ -67,6 +68,23 @@ def text_response(content_type: str, description: str, *more: str) -> Callable[[
         return func
 
     return decorate
+
+
+def raw_body(description: str, *content_types: str) -> Callable[[F], F]:
+    """The route reads its body itself (an image, a card, a conversation file): document it as
+    required, in each of ``content_types`` (JSON types as an object, others as bytes)."""
+
+    def decorate(func: F) -> F:
+        setattr(func, _RAW_BODY, (content_types, description))
+        return func
+
+    return decorate
+
+
+def _schema_of(content_type: str) -> dict[str, Any]:
+    if content_type.endswith("json"):
+        return {"type": "object"}
+    return {"type": "string", "format": "binary"}
 
 
 _SSE = {
@@ -106,10 +124,14 @@ def _complete(operation: dict[str, Any], func: Any) -> dict[str, Any]:
         content_types, description = text
         responses["200"] = {
             "description": description,
-            "content": {
-                t: {"schema": {"type": "object"} if t.endswith("json") else {"type": "string"}}
-                for t in content_types
-            },
+            "content": {t: {"schema": _schema_of(t)} for t in content_types},
+        }
+    if (raw := getattr(func, _RAW_BODY, None)) is not None:
+        content_types, description = raw
+        operation["requestBody"] = {
+            "description": description,
+            "required": True,
+            "content": {t: {"schema": _schema_of(t)} for t in content_types},
         }
     if getattr(func, _STREAM, False):
         success = next(s for s in sorted(responses) if s.startswith("2"))

@@ -20,18 +20,28 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 from quart_trio import QuartTrio
 
+from app import hypercorn_patches
+from app.connection_guard import ConnectionGuard
+from app.settings import Settings
 from llm.fake import FakeBehaviour
 
 log = logging.getLogger(__name__)
 
 
-def hypercorn_config(bind: str, *, graceful_timeout: float, access_log: bool = False) -> Config:
+def hypercorn_config(
+    bind: str, *, graceful_timeout: float, header_timeout: float, access_log: bool = False
+) -> Config:
     """Hypercorn's settings. Its error log goes through the ``hypercorn.error`` logger (so each
-    line is printed once, in the process's format); the access log to stdout if asked for."""
+    line is printed once, in the process's format); the access log to stdout if asked for.
+
+    Its keep-alive timer runs from a connection's start (and from the end of each response)
+    until a request's headers are complete, and is not reset by bytes arriving, so
+    `keep_alive_timeout` is the deadline for complete headers (slow-header clients are cut after
+    `header_timeout`) as well as the idle keep-alive limit."""
     config = Config()
     config.bind = [bind]
     config.graceful_timeout = graceful_timeout
-    config.keep_alive_timeout = 75
+    config.keep_alive_timeout = header_timeout
     config.accesslog = "-" if access_log else None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.backlog = 2048
@@ -65,8 +75,17 @@ async def serve(
             with trio.move_on_after(services.settings.shutdown_grace):
                 await services.runs.wait_idle()
 
-    config = hypercorn_config(bind, graceful_timeout=graceful_timeout, access_log=access_log)
-    await hypercorn_serve(app, config, shutdown_trigger=trigger, task_status=task_status)
+    settings: Settings = app.extensions["settings"]
+    config = hypercorn_config(
+        bind,
+        graceful_timeout=graceful_timeout,
+        header_timeout=settings.header_timeout,
+        access_log=access_log,
+    )
+    hypercorn_patches.install()
+    await hypercorn_serve(
+        ConnectionGuard(app), config, shutdown_trigger=trigger, task_status=task_status
+    )
 
 
 def run_workers(

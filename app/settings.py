@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     sse_ping_interval: float = Field(default=15.0, gt=0)
     shutdown_grace: float = Field(default=5.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    header_timeout: float = Field(default=10.0, gt=0)
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    login_free_attempts: int = Field(default=5, ge=1)
+    login_max_delay: float = Field(default=300.0, ge=1)
+    login_account_max_delay: float = Field(default=30.0, ge=1)
     # Replies that could not be saved while the database was down wait here for it (durable
     # across a restart); empty: kept in memory only.
     spool_dir: Path | None = Path("fastnpc-spool")

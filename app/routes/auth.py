@@ -7,7 +7,13 @@ from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_request
 
 from app.openapi import errors, no_content_response
-from app.routes.common import authenticated, current_user, no_content, services
+from app.routes.common import (
+    authenticated,
+    client_address,
+    current_user,
+    no_content,
+    services,
+)
 from app.schemas import AuthOut, Credentials, LoginIn, UserOut
 from app.views import user_view
 
@@ -29,8 +35,13 @@ async def register(data: Credentials) -> ResponseReturnValue:
 @document_response(AuthOut)
 @errors(400, 401, 403, 413, 429, 503)
 async def login(data: LoginIn) -> ResponseReturnValue:
-    """Exchange a username and password for a bearer token."""
-    user, token = await services().auth.login(data.username, data.password)
+    """Exchange a username and password for a bearer token (failed attempts are throttled)."""
+    svc = services()
+    user, token = await svc.login_throttle.attempt(
+        data.username,
+        client_address(),
+        lambda: svc.auth.login(data.username, data.password),
+    )
     return {"user": user_view(user), "token": token}
 
 

@@ -10,8 +10,22 @@ from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
 from app.body_limits import accepts_upload
-from app.openapi import LLM_ERRORS, errors, no_content_response, streams, text_response
-from app.routes.common import authenticated, current_user, no_content, run_response, services
+from app.openapi import (
+    LLM_ERRORS,
+    errors,
+    no_content_response,
+    raw_body,
+    streams,
+    text_response,
+)
+from app.routes.common import (
+    authenticated,
+    current_user,
+    no_content,
+    rate_limited,
+    run_response,
+    services,
+)
 from app.schemas import (
     CardQuery,
     CharacterIn,
@@ -108,6 +122,7 @@ async def patch(character_id: str, data: CharacterPatch) -> ResponseReturnValue:
 @authenticated
 @document_response(CharacterOut)
 @errors(400, 404, 413)
+@raw_body("The image: PNG, JPEG or WebP.", "image/png", "image/jpeg", "image/webp")
 async def put_avatar(character_id: str) -> ResponseReturnValue:
     """Upload an avatar (PNG, JPEG or WebP body ≤ FASTNPC_MAX_UPLOAD_BYTES); stored as a
     256×256 PNG centre crop. Not such an image, or over 40 megapixels: 400 `invalid_image`."""
@@ -145,6 +160,7 @@ async def delete(character_id: str) -> ResponseReturnValue:
 @document_response(CharacterOut, 201)
 @errors(400, 413, *LLM_ERRORS)
 @streams
+@raw_body("A Character Card V2/V3: JSON, or a PNG carrying it.", "application/json", "image/png")
 async def import_card(query_args: ImportQuery) -> ResponseReturnValue:
     """[stream] Import a Character Card V2/V3 (`application/json`, or `image/png` with a `ccv3`
     or `chara` text chunk; ≤ FASTNPC_MAX_UPLOAD_BYTES). `?complete=true` generates the
@@ -177,6 +193,7 @@ async def export_card(character_id: str, query_args: CardQuery) -> ResponseRetur
 
 @bp.post("/generate")
 @authenticated
+@rate_limited
 @validate_request(GenerateIn)
 @document_response(CharacterOut, 201)
 @errors(400, 413, *LLM_ERRORS)
@@ -192,6 +209,7 @@ async def generate(data: GenerateIn) -> ResponseReturnValue:
 
 @bp.post("/<character_id>/generate/<category>")
 @authenticated
+@rate_limited
 @document_response(CharacterOut)
 @errors(404, *LLM_ERRORS)
 @streams

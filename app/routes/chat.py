@@ -12,6 +12,7 @@ from app.routes.common import (
     before_id,
     current_user,
     no_content,
+    rate_limited,
     run_response,
     services,
 )
@@ -32,6 +33,7 @@ bp = Blueprint("chat", __name__, url_prefix="/api/characters/<character_id>/chat
 
 @bp.post("")
 @authenticated
+@rate_limited
 @validate_request(ChatIn)
 @document_response(ChatOut)
 @errors(400, 404, 413, *LLM_ERRORS)
@@ -54,6 +56,7 @@ async def stop(character_id: str) -> ResponseReturnValue:
 
 @bp.post("/regenerate")
 @authenticated
+@rate_limited
 @document_response(ReplyOut)
 @errors(404, *LLM_ERRORS)
 @streams
@@ -100,6 +103,7 @@ async def memories(character_id: str) -> ResponseReturnValue:
 
 @bp.post("/compress")
 @authenticated
+@rate_limited
 @document_response(QueuedOut, 202)
 @errors(404)
 async def compress(character_id: str) -> ResponseReturnValue:

@@ -45,6 +45,24 @@ def authenticated(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R
     return errors(401, 503)(security_scheme([{BEARER: []}])(wrapper))
 
 
+def rate_limited(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """429 `rate_limited` past the user's `FASTNPC_RATE_LIMIT_PER_MINUTE` (under `authenticated`;
+    for routes that call the LLM)."""
+
+    @wraps(handler)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        services().rate_limit.acquire(current_user().id)
+        return await handler(*args, **kwargs)
+
+    return wrapper
+
+
+def client_address() -> str:
+    """The peer address of the connection (no header, e.g. a proxy's, is trusted)."""
+    client = request.scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 def admin_only(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     """403 for an authenticated non-admin (use under `authenticated`)."""
 
@@ -68,7 +86,10 @@ async def run_response(
 
 
 def no_content() -> Response:
-    return Response(b"", status=204)
+    """204 with no body and no Content-Type."""
+    response = Response(b"", status=204)
+    del response.headers["Content-Type"]
+    return response
 
 
 def before_id(raw: str | None) -> int | None:

@@ -15,6 +15,7 @@ from app.routes.common import (
     before_id,
     current_user,
     no_content,
+    rate_limited,
     run_response,
     services,
 )
@@ -115,6 +116,7 @@ def _turn_shape(result: dict[str, Any]) -> dict[str, Any]:
 
 @bp.post("/<group_id>/messages")
 @authenticated
+@rate_limited
 @validate_request(GroupMessageIn)
 @document_response(GroupTurnOut)
 @errors(400, 404, 413, *LLM_ERRORS)

@@ -10,7 +10,7 @@ from quart import Blueprint, Response, request
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
-from app.openapi import errors, no_content_response, text_response
+from app.openapi import errors, no_content_response, raw_body, text_response
 from app.routes.common import authenticated, current_user, no_content, services
 from app.schemas import ConversationExport, ExportQuery, MessageOut, MessagePage, MessagePatch
 from app.services.conversation_tree import ConversationKind, ConversationRef
@@ -103,6 +103,12 @@ def _register(kind: ConversationKind, prefix: str) -> None:
     @authenticated
     @document_response(MessagePage)
     @errors(400, 404, 409, 413)
+    @raw_body(
+        "The tree (`fastnpc`, JSON) or SillyTavern chat JSONL.",
+        "application/json",
+        "application/jsonl",
+        "application/x-ndjson",
+    )
     async def import_(**owner: str) -> ResponseReturnValue:
         """Import an export into an EMPTY conversation (else 409 `conflict`).
 

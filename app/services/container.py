@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from prometheus_client import CollectorRegistry
 
 import llm
+from app import connection_metrics
 from app.services.admin import AdminService
 from app.services.auth import AuthService
 from app.services.cards import CardService
@@ -25,6 +26,14 @@ from app.services.memory import MemoryService
 from app.services.personas import PersonaService
 from app.services.runs import RunRegistry
 from app.services.spool import ReplySpool
+from app.services.throttle import (
+    InProcessLoginThrottle,
+    LoginPolicy,
+    LoginThrottle,
+    RateLimit,
+    Unlimited,
+    rate_limit,
+)
 from app.settings import Settings
 from storage import Database, open_database
 
@@ -60,6 +69,8 @@ class Services:
     personas: PersonaService
     cards: CardService
     tree: ConversationTreeService
+    login_throttle: LoginThrottle = field(default_factory=InProcessLoginThrottle)
+    rate_limit: RateLimit = field(default_factory=Unlimited)
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -91,6 +102,7 @@ async def run_services(
     """Open the database and the HTTP client, start background work, report ready, serve until
     `stop` is set, then stop generations (saving partial text) within `shutdown_grace`."""
     registry = CollectorRegistry()
+    connection_metrics.register(registry)
     metrics = llm.LLMMetrics(registry)
     limiter = llm.LLMLimiter(
         settings.llm.max_concurrency,
@@ -147,6 +159,14 @@ async def run_services(
             personas=PersonaService(db),
             cards=CardService(db, character_service, runs),
             tree=ConversationTreeService(db, memory),
+            login_throttle=InProcessLoginThrottle(
+                LoginPolicy.from_limits(
+                    settings.login_free_attempts,
+                    settings.login_max_delay,
+                    settings.login_account_max_delay,
+                )
+            ),
+            rate_limit=rate_limit(settings.rate_limit_per_minute),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(

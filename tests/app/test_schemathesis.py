@@ -37,7 +37,15 @@ MAX_EXAMPLES = 10
 # conversation, a `character_id` that is not a member, `character_ids` naming characters the
 # caller cannot see (or fewer members than `max_speakers`). For these operations, and only
 # these, schemathesis' positive data may also get 400 (its other expectations unchanged).
+# Bodies the server reads itself are bytes or JSON of a format no schema can pin down (an
+# image, a card, a conversation file): arbitrary ones are 400 too. So are `speaker_ids` that
+# are well-formed ids but not members.
 SEMANTIC_400 = [
+    "PUT /api/characters/{character_id}/avatar",
+    "POST /api/characters/import",
+    "POST /api/characters/{character_id}/chat/import",
+    "POST /api/groups/{group_id}/import",
+    "POST /api/groups/{group_id}/messages",
     "GET /api/characters/{character_id}/chat/messages",
     "GET /api/groups/{group_id}/messages",
     "GET /api/groups/{group_id}/memories",
@@ -119,13 +127,21 @@ def _seed(base_url: str) -> Target:
             ids.append(r.json()["id"])
         r = client.post(f"/api/characters/{ids[0]}/chat", json={"content": "hi"}, headers=admin)
         assert r.status_code == 200, r.text
+        message = r.json()["reply"]["id"]
         r = client.post("/api/groups", json={"name": "G", "character_ids": ids}, headers=admin)
         group = r.json()["id"]
     return Target(
         base_url,
         admin,
         other,
-        {"character_id": ids[0], "group_id": group, "user_id": third, "category": "identity"},
+        {
+            "character_id": ids[0],
+            "group_id": group,
+            "user_id": third,
+            "category": "identity",
+            "message_id": message,
+            "name": "0" * 64 + ".png",
+        },
     )
 
 
