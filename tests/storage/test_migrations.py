@@ -30,6 +30,10 @@ TABLES = {
     "jobs",
     "avatars",
     "personas",
+    "lorebooks",
+    "lorebook_entries",
+    "character_lorebooks",
+    "group_lorebooks",
 }
 
 
