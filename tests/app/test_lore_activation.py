@@ -257,7 +257,7 @@ def entries_strategy(draw: st.DrawFn) -> list[LoreEntry]:
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     entries=entries_strategy(),
     history=st.lists(WORDS, min_size=1, max_size=8),
@@ -277,7 +277,7 @@ def test_an_unrelated_message_never_deactivates_an_entry_within_scan_depth(
     assert before <= after
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     entries=entries_strategy(),
     history=st.lists(WORDS, min_size=1, max_size=6),
