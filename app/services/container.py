@@ -20,6 +20,7 @@ from app.services.chat import ChatService
 from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
 from app.services.lifecycle import GenerationLifecycle
+from app.services.lorebooks import LorebookService
 from app.services.memory import MemoryService
 from app.services.personas import PersonaService
 from app.services.runs import RunRegistry
@@ -58,6 +59,7 @@ class Services:
     admin: AdminService
     personas: PersonaService
     cards: CardService
+    lorebooks: LorebookService
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -135,6 +137,7 @@ async def run_services(
             admin=AdminService(db, limiter, metrics, runs, memory),
             personas=PersonaService(db),
             cards=CardService(db, character_service, runs),
+            lorebooks=LorebookService(db),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
