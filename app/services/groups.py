@@ -31,6 +31,7 @@ from app.services.lifecycle import (
     check_idle,
     pending_message,
 )
+from app.services.lore_activation import LoreSelection, select_lore, union_ids
 from app.services.memory import MemoryService
 from app.services.prompts import build_prompt, character_system_prompt
 from app.services.replies import ReplyOutcome, stream_reply
@@ -42,10 +43,11 @@ from storage import (
     StorageError,
     characters,
     groups,
+    lorebooks,
     memories,
     messages,
 )
-from storage.records import Character, Group, GroupStrategy, Memory, Message, Page
+from storage.records import Character, Group, GroupStrategy, Lorebook, Memory, Message, Page
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class _Turn:
     recent: list[Message]
     memories: dict[int, list[Memory]]
     names: dict[int, str]
+    lorebooks: dict[int, list[Lorebook]] = field(default_factory=dict)  # per member, in order
+    lore: dict[int, LoreSelection] = field(default_factory=dict)  # per speaker of the turn
 
 
 @dataclass
@@ -287,6 +291,7 @@ class GroupService:
                     "speakers", {"character_ids": [str(c) for c in speakers], "reason": reason}
                 )
                 by_id = {c.id: c for c in turn.members}
+                self._choose_lore(run, turn, speakers)
                 async with trio.open_nursery() as nursery:
                     for character_id in speakers:
                         nursery.start_soon(
@@ -306,6 +311,7 @@ class GroupService:
             "speakers": [str(c) for c in speakers],
             "reason": reason,
             "replies": [message_view(m) for _, m in ordered if m is not None],
+            "lore": union_ids(turn.lore.values()),
             "outcomes": ordered,
         }
 
@@ -324,7 +330,21 @@ class GroupService:
             c.id: memories.list_memories(conn, group.conversation_id, character_id=c.id)
             for c in members
         }
-        return _Turn(members, recent, mems, names)
+        books = lorebooks.attached_lorebooks(conn, [c.id for c in members], group.id)
+        return _Turn(members, recent, mems, names, books)
+
+    @staticmethod
+    def _choose_lore(run: Run, turn: _Turn, speakers: Sequence[int]) -> None:
+        """Each speaker's lore entries (its books, then the group's), published as one `lore`
+        event (the union) before any speaker streams."""
+        for character_id in speakers:
+            seen = point_of_view(turn.recent, character_id, turn.names)
+            turn.lore[character_id] = select_lore(
+                turn.lorebooks.get(character_id, []), [text for _, text in seen]
+            )
+        entry_ids = union_ids(turn.lore.values())
+        if entry_ids:
+            run.publish("lore", {"entry_ids": entry_ids})
 
     async def _choose(
         self,
@@ -409,7 +429,9 @@ class GroupService:
         others = [c.name for c in turn.members if c.id != character.id]
         system = "\n\n".join(
             [
-                character_system_prompt(character, turn.memories.get(character.id, [])),
+                character_system_prompt(
+                    character, turn.memories.get(character.id, []), turn.lore.get(character.id)
+                ),
                 f'This is the group conversation "{group.name}" between the user, '
                 f"{character.name} and {', '.join(others) or 'nobody else'}. Lines of the other "
                 "characters come prefixed with their names. Reply only as "
