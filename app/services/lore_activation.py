@@ -24,10 +24,13 @@ Rules (API.md "Lorebooks"):
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 
+import ahocorasick
 import regex
 
 from app.services.prompts import estimate_tokens
@@ -76,21 +79,105 @@ class _Clock:
             return False
 
 
-class _Text:
-    """The scanned text, with its folded form made once."""
+class _KeyIndex:
+    """All substring keys of a set of entries in one Aho-Corasick automaton: one pass over a
+    text finds every key it contains (overlapping ones too)."""
 
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self._folded: str | None = None
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self._automaton: ahocorasick.Automaton | None = None
+        words = {k for k in keys if k}
+        if words:
+            self._automaton = ahocorasick.Automaton()
+            for word in words:
+                self._automaton.add_word(word, word)
+            self._automaton.make_automaton()
 
-    @property
-    def folded(self) -> str:
-        if self._folded is None:
-            self._folded = self.text.lower()
-        return self._folded
+    def hits(self, text: str) -> set[str]:
+        if self._automaton is None or not text:
+            return set()
+        return {word for _, word in self._automaton.iter(text)}
 
 
-def _any_key(entry: LoreEntry, keys: Sequence[str], text: _Text, clock: _Clock) -> bool:
+class _Index:
+    """A set of enabled entries prepared for scanning: their substring keys in automata (folded
+    and as written), which entries each primary key can activate, and the entries checked
+    every round (constant and regex ones). Built once per lorebook version (see
+    `select_lore`)."""
+
+    def __init__(self, entries: Iterable[LoreEntry]) -> None:
+        self.entries = [e for e in entries if e.enabled]
+        self.always: list[int] = []
+        self.folded: dict[str, list[int]] = {}
+        self.exact: dict[str, list[int]] = {}
+        folded_all: list[str] = []
+        exact_all: list[str] = []
+        for index, entry in enumerate(self.entries):
+            if entry.constant or entry.use_regex:
+                self.always.append(index)
+                continue
+            if entry.case_sensitive:
+                for key in entry.keys:
+                    self.exact.setdefault(key, []).append(index)
+                exact_all += _all_keys(entry)
+            else:
+                for key in entry.keys:
+                    self.folded.setdefault(key.lower(), []).append(index)
+                folded_all += (k.lower() for k in _all_keys(entry))
+        self.folded_index = _KeyIndex(tuple(folded_all))
+        self.exact_index = _KeyIndex(tuple(exact_all))
+
+
+class _Scan:
+    """The scanned text so far, the substring keys found in it, and the entries those keys
+    can activate (so a round looks only at those, the regex and the constant ones)."""
+
+    def __init__(self, index: _Index) -> None:
+        self.index = index
+        self.text = ""
+        self.folded_hits: set[str] = set()
+        self.exact_hits: set[str] = set()
+        self.reached: set[int] = set()  # entries whose primary keys were found
+
+    def add(self, text: str) -> None:
+        """Scan ``text`` too (only the new text is searched for keys)."""
+        self.text = f"{self.text}\n{text}" if self.text else text
+        index = self.index
+        for hits, found, owners in (
+            (self.folded_hits, index.folded_index.hits(text.lower()), index.folded),
+            (self.exact_hits, index.exact_index.hits(text), index.exact),
+        ):
+            for key in found - hits:
+                self.reached.update(owners.get(key, ()))
+            hits |= found
+
+    def candidates(self, done: set[int]) -> list[int]:
+        """Indexes of the entries that may activate now, in order."""
+        return sorted(i for i in self.reached.union(self.index.always) if i not in done)
+
+
+_BOOK_INDEXES: OrderedDict[tuple[int, datetime], _Index] = OrderedDict()
+BOOK_INDEX_CACHE = 256
+
+
+def _book_index(book: Lorebook) -> _Index:
+    """The book's prepared entries, cached by (id, updated_at): every change to a book or one
+    of its entries bumps ``updated_at``."""
+    key = (book.id, book.updated_at)
+    found = _BOOK_INDEXES.get(key)
+    if found is None:
+        found = _BOOK_INDEXES[key] = _Index(book.entries)
+        if len(_BOOK_INDEXES) > BOOK_INDEX_CACHE:
+            _BOOK_INDEXES.popitem(last=False)
+    else:
+        _BOOK_INDEXES.move_to_end(key)
+    return found
+
+
+def _all_keys(entry: LoreEntry) -> list[str]:
+    return [*entry.keys, *entry.secondary_keys]
+
+
+def _any_key(entry: LoreEntry, keys: Sequence[str], text: _Scan, clock: _Clock) -> bool:
     if entry.use_regex:
         for key in keys:
             pattern = compile_key(key, entry.case_sensitive)
@@ -98,12 +185,11 @@ def _any_key(entry: LoreEntry, keys: Sequence[str], text: _Text, clock: _Clock) 
                 return True
         return False
     if entry.case_sensitive:
-        return any(key and key in text.text for key in keys)
-    folded = text.folded
-    return any(key and key.lower() in folded for key in keys)
+        return any(key in text.exact_hits for key in keys)
+    return any(key.lower() in text.folded_hits for key in keys)
 
 
-def _matches(entry: LoreEntry, text: _Text, clock: _Clock) -> bool:
+def _matches(entry: LoreEntry, text: _Scan, clock: _Clock) -> bool:
     if not _any_key(entry, entry.keys, text, clock):
         return False
     if entry.selective and entry.secondary_keys:
@@ -119,21 +205,29 @@ def activate(
     regex_seconds: float = REGEX_TOTAL_SECONDS,
 ) -> list[LoreEntry]:
     """The entries ``text`` activates (before any budget), ordered by (insertion_order, id)."""
+    return _activate(_Index(entries), text, recursive=recursive, regex_seconds=regex_seconds)
+
+
+def _activate(
+    index: _Index, text: str, *, recursive: bool, regex_seconds: float
+) -> list[LoreEntry]:
     clock = _Clock(time.monotonic() + regex_seconds)
-    pending = [e for e in entries if e.enabled]
-    active: list[LoreEntry] = []
-    scanned = text
+    pending = index.entries
+    scan = _Scan(index)
+    scan.add(text)
+    done: set[int] = set()
     for round_ in range(MAX_RECURSION + 1 if recursive else 1):
-        current = _Text(scanned)
-        found = [e for e in pending if e.constant or _matches(e, current, clock)]
+        found = [
+            i
+            for i in scan.candidates(done)
+            if pending[i].constant or _matches(pending[i], scan, clock)
+        ]
         if not found:
             break
-        active += found
-        chosen = {e.id for e in found}
-        pending = [e for e in pending if e.id not in chosen]
-        if round_ < MAX_RECURSION:
-            scanned = "\n".join([scanned, *(e.content for e in found)])
-    return sorted(active, key=_order)
+        done.update(found)
+        if round_ < MAX_RECURSION and len(done) < len(pending):
+            scan.add("\n".join(pending[i].content for i in found))
+    return sorted((pending[i] for i in done), key=_order)
 
 
 def _order(entry: LoreEntry) -> tuple[int, int]:
@@ -201,8 +295,8 @@ def select_lore(
         seen.add(book.id)
         window = history[-(book.scan_depth + 1) :] if history else []
         left = max(0.0, deadline - time.monotonic())
-        active = activate(
-            book.entries, "\n".join(window), recursive=book.recursive, regex_seconds=left
+        active = _activate(
+            _book_index(book), "\n".join(window), recursive=book.recursive, regex_seconds=left
         )
         chosen += fit_budget(active, book.token_budget)
     return LoreSelection(chosen) if chosen else NO_LORE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -44,9 +45,13 @@ def entry(entry_id: int = 1, *keys: str, **fields: Any) -> LoreEntry:
     return replace(base, **fields)
 
 
+_BOOK_IDS = itertools.count(1_000)
+
+
 def book(book_id: int, entries: list[LoreEntry], **fields: Any) -> Lorebook:
+    """A lorebook; every call is a new version (prepared entries are cached per version)."""
     base = Lorebook(
-        id=book_id,
+        id=book_id * 1_000_000 + next(_BOOK_IDS),
         user_id=1,
         name=f"book {book_id}",
         description="",
