@@ -160,5 +160,6 @@ def _copy_error(exc: Exception) -> Exception:
         copy = type(exc)(*exc.args)
     except Exception:  # an exception type with a constructor of its own
         return exc
+    copy.__dict__.update(vars(exc))  # attributes set after construction (an error's code)
     copy.__cause__ = exc
     return copy
