@@ -99,6 +99,10 @@ _SSE = {
 class FastNPCOpenAPI(OpenAPIProvider):
     """quart-schema's generator, plus what its decorators cannot say (see the module)."""
 
+    def schema(self) -> dict[str, Any]:
+        document: dict[str, Any] = _json_schema_bounds(super().schema())
+        return document
+
     def build_request_body(
         self, model: Any, source: DataSource
     ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -113,6 +117,23 @@ class FastNPCOpenAPI(OpenAPIProvider):
             for method, operation in path_item.items():
                 path_item[method] = _complete(operation, func)
         return paths, components
+
+
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _json_schema_bounds(node: Any) -> Any:
+    """pydantic writes the bounds of an optional number that has a validator of its own (our
+    `Integer | None`) under its Python names (`ge`, `le`): spell them as JSON Schema does."""
+    if isinstance(node, dict):
+        numeric = node.get("type") in ("integer", "number")
+        return {
+            (_BOUNDS[k] if numeric and k in _BOUNDS else k): _json_schema_bounds(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_json_schema_bounds(v) for v in node]
+    return node
 
 
 def _complete(operation: dict[str, Any], func: Any) -> dict[str, Any]:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+)
 
 from app.services.auth import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from app.services.profile import INPUT_SCHEMAS
@@ -314,12 +321,14 @@ class ChatOut(BaseModel):
 
     user_message: MessageOut
     reply: MessageOut | None
+    lore: list[str] = Field(default_factory=list, description="ids of the lore entries used")
 
 
 class ReplyOut(BaseModel):
     """The new reply of a regeneration (null when stopped before any text)."""
 
     reply: MessageOut | None
+    lore: list[str] = Field(default_factory=list, description="ids of the lore entries used")
 
 
 class MessagePage(BaseModel):
@@ -379,6 +388,9 @@ class GroupTurnOut(BaseModel):
     speakers: list[str]
     reason: str
     replies: list[MessageOut]
+    lore: list[str] = Field(
+        default_factory=list, description="ids of the lore entries used (all speakers)"
+    )
 
 
 class GroupRoundOut(BaseModel):
@@ -434,3 +446,110 @@ class GenerationTasksOut(BaseModel):
 class TasksOut(BaseModel):
     memory: MemoryTasksOut
     generations: GenerationTasksOut
+
+
+# ---- lorebooks
+
+LoreKey = Annotated[str, Field(max_length=500)]
+LoreKeys = Annotated[list[LoreKey], Field(max_length=100)]
+
+
+class LoreEntryPatch(_In):
+    """An entry's fields; on PATCH, a field left out keeps its value."""
+
+    keys: LoreKeys | None = None
+    secondary_keys: LoreKeys | None = None
+    selective: StrictBool | None = None
+    constant: StrictBool | None = None
+    enabled: StrictBool | None = None
+    case_sensitive: StrictBool | None = None
+    use_regex: StrictBool | None = None
+    content: str | None = Field(default=None, max_length=20_000)
+    insertion_order: Integer | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    priority: Integer | None = Field(default=None, ge=-1_000_000, le=1_000_000)
+    position: Literal["before_char", "after_char"] | None = None
+    comment: str | None = Field(default=None, max_length=2_000)
+
+
+class LoreEntryIn(_In):
+    """A new entry (defaults as API.md's)."""
+
+    keys: LoreKeys = Field(default_factory=list)
+    secondary_keys: LoreKeys = Field(default_factory=list)
+    selective: StrictBool = False
+    constant: StrictBool = False
+    enabled: StrictBool = True
+    case_sensitive: StrictBool = False
+    use_regex: StrictBool = False
+    content: str = Field(default="", max_length=20_000)
+    insertion_order: Integer = Field(default=100, ge=-1_000_000, le=1_000_000)
+    priority: Integer = Field(default=10, ge=-1_000_000, le=1_000_000)
+    position: Literal["before_char", "after_char"] = "before_char"
+    comment: str = Field(default="", max_length=2_000)
+
+
+class LorebookPatch(_In):
+    """A lorebook's fields; a field left out keeps its value."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    scan_depth: Integer | None = Field(default=None, ge=1, le=100)
+    token_budget: Integer | None = Field(default=None, ge=1, le=1_000_000)
+    recursive: StrictBool | None = None
+
+
+class LorebookIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+    scan_depth: Integer = Field(default=4, ge=1, le=100)
+    token_budget: Integer = Field(default=512, ge=1, le=1_000_000)
+    recursive: StrictBool = False
+    entries: list[LoreEntryIn] = Field(default_factory=list, max_length=5_000)
+
+
+class LorebookIdsIn(_In):
+    lorebook_ids: list[str] = Field(max_length=32)
+
+
+class LoreMatchIn(_In):
+    text: str = Field(max_length=20_000)
+
+
+class LoreEntryOut(BaseModel):
+    id: str
+    keys: list[str]
+    secondary_keys: list[str]
+    selective: bool
+    constant: bool
+    enabled: bool
+    case_sensitive: bool
+    use_regex: bool
+    content: str
+    insertion_order: int
+    priority: int
+    position: Literal["before_char", "after_char"]
+    comment: str
+
+
+class LorebookOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    scan_depth: int
+    token_budget: int
+    recursive: bool
+    entries: list[LoreEntryOut]
+    created_at: str
+    updated_at: str
+
+
+class LorebookList(BaseModel):
+    items: list[LorebookOut]
+
+
+class LorebookIdsOut(BaseModel):
+    lorebook_ids: list[str]
+
+
+class LoreMatchOut(BaseModel):
+    entry_ids: list[str]

@@ -10,6 +10,8 @@ from storage.records import (
     Character,
     Counts,
     Group,
+    Lorebook,
+    LoreEntry,
     Memory,
     Message,
     Page,
@@ -117,6 +119,38 @@ def group_view(group: Group) -> dict[str, Any]:
     }
 
 
+def lore_entry_view(entry: LoreEntry) -> dict[str, Any]:
+    return {
+        "id": str(entry.id),
+        "keys": entry.keys,
+        "secondary_keys": entry.secondary_keys,
+        "selective": entry.selective,
+        "constant": entry.constant,
+        "enabled": entry.enabled,
+        "case_sensitive": entry.case_sensitive,
+        "use_regex": entry.use_regex,
+        "content": entry.content,
+        "insertion_order": entry.insertion_order,
+        "priority": entry.priority,
+        "position": entry.position,
+        "comment": entry.comment,
+    }
+
+
+def lorebook_view(book: Lorebook) -> dict[str, Any]:
+    return {
+        "id": str(book.id),
+        "name": book.name,
+        "description": book.description,
+        "scan_depth": book.scan_depth,
+        "token_budget": book.token_budget,
+        "recursive": book.recursive,
+        "entries": [lore_entry_view(e) for e in book.entries],
+        "created_at": iso(book.created_at),
+        "updated_at": iso(book.updated_at),
+    }
+
+
 def parse_id(raw: str | None) -> int | None:
     """An opaque id from a path, query or body; None when it cannot name anything.
 
@@ -124,7 +158,7 @@ def parse_id(raw: str | None) -> int | None:
     """
     if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         return None
-    if raw.startswith("0") and raw != "0":
+    if raw != str(int(raw)):  # ids are canonical: `05` is not `5`
         return None
     return int(raw)
 

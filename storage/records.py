@@ -18,6 +18,7 @@ GroupStrategy = Literal["moderator", "round_robin", "all", "natural", "pooled", 
 JobStatus = Literal["queued", "running", "done", "failed"]
 ConversationKind = Literal["direct", "group"]
 Language = Literal["zh", "en"]
+LorePosition = Literal["before_char", "after_char"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,43 @@ class Group:
     muted_character_ids: list[int] = field(default_factory=list)
     talkativeness: dict[int, float] = field(default_factory=dict)  # only the members set
     allow_self_responses: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoreEntry:
+    """One lorebook entry (world info): content that enters a prompt when its keys match."""
+
+    id: int
+    lorebook_id: int
+    keys: list[str]
+    secondary_keys: list[str]
+    selective: bool
+    constant: bool
+    enabled: bool
+    case_sensitive: bool
+    use_regex: bool
+    content: str
+    insertion_order: int
+    priority: int
+    position: LorePosition
+    comment: str
+    # Imported entry fields FastNPC does not use, exported again (see app.services.lore_formats)
+    extra: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lorebook:
+    id: int
+    user_id: int
+    name: str
+    description: str
+    scan_depth: int
+    token_budget: int
+    recursive: bool
+    entries: list[LoreEntry]  # by id
+    created_at: datetime
+    updated_at: datetime
+    extra: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,9 @@ Invariants held by the database itself:
   (partial unique index).
 * ``conversations``: one direct conversation per (user, character); one
   conversation per group.
+* ``lorebook_entries``: each belongs to one lorebook (deleted with it);
+  ``character_lorebooks``/``group_lorebooks``: ordered attachments, each lorebook at most once
+  per character or group (deleted with either side).
 * ``avatars``: content-addressed PNG bytes (sha256 of the bytes is the key);
   a row exists only while some character references it (``storage.avatars``
   deletes it in the transaction that drops the last reference).
@@ -324,3 +327,67 @@ jobs = Table(
     ),
     **_AUTOINC,
 )
+
+lorebooks = Table(
+    "lorebooks",
+    metadata,
+    _id(),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("scan_depth", Integer, nullable=False),
+    Column("token_budget", Integer, nullable=False),
+    Column("recursive", Boolean, nullable=False),
+    Column("extra", JSON, nullable=True),  # imported fields FastNPC does not use (re-exported)
+    _created_at(),
+    Column("updated_at", UtcDateTime(), nullable=False, default=utcnow),
+    Index(None, "user_id", "id"),
+    **_AUTOINC,
+)
+
+lorebook_entries = Table(
+    "lorebook_entries",
+    metadata,
+    _id(),
+    Column("lorebook_id", Integer, ForeignKey("lorebooks.id", ondelete="CASCADE"), nullable=False),
+    Column("keys", JSON, nullable=False),
+    Column("secondary_keys", JSON, nullable=False),
+    Column("selective", Boolean, nullable=False),
+    Column("constant", Boolean, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("case_sensitive", Boolean, nullable=False),
+    Column("use_regex", Boolean, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("insertion_order", Integer, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("position", String(16), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("extra", JSON, nullable=True),  # imported fields FastNPC does not use (re-exported)
+    Index(None, "lorebook_id", "id"),
+    **_AUTOINC,
+)
+
+
+def _attachment(name: str, owner: str, owner_table: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column(
+            owner,
+            Integer,
+            ForeignKey(f"{owner_table}.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column(
+            "lorebook_id",
+            Integer,
+            ForeignKey("lorebooks.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("position", Integer, nullable=False),
+        Index(None, "lorebook_id"),
+    )
+
+
+character_lorebooks = _attachment("character_lorebooks", "character_id", "characters")
+group_lorebooks = _attachment("group_lorebooks", "group_id", "groups")

@@ -63,7 +63,9 @@ async def stop(character_id: str) -> ResponseReturnValue:
 async def regenerate(character_id: str) -> ResponseReturnValue:
     """[stream] Replace the last assistant reply with a new one."""
     run = await services().chat.regenerate(current_user().id, parse_id(character_id))
-    return await run_response(run, lambda result: {"reply": result["reply"]})
+    return await run_response(
+        run, lambda result: {"reply": result["reply"], "lore": result["lore"]}
+    )
 
 
 @bp.get("/messages")

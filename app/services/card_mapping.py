@@ -30,7 +30,8 @@ post_history_instructions ``system.post_history_instructions``       the same fi
 first_mes                ``greeting`` (``""`` → null)                greeting or ``""``
 alternate_greetings      ``alternate_greetings``                     the same
 tags                     ``tags``                                    the same
-character_book           kept unchanged (a lorebook later)           kept value
+character_book           a lorebook attached to the character        the first attached
+                         (``app.services.lore_formats``)             lorebook, if any
 everything else          kept unchanged (``card_extra``): the other  kept values; defaults
                          V2/V3 fields (creator_notes, creator,       (``""``, ``[]``, ``{}``)
                          character_version, nickname, assets,        for required fields a
@@ -74,7 +75,7 @@ TEXTS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "mes_example": ("dialogue", "examples", ()),
     "post_history_instructions": ("system", "post_history_instructions", ()),
 }
-MAPPED = frozenset({*TEXTS, "name", "first_mes", "alternate_greetings", "tags"})
+MAPPED = frozenset({*TEXTS, "name", "first_mes", "alternate_greetings", "tags", "character_book"})
 # Fields never rendered as lines: the name, and every home field (each has its own card field).
 _NOT_LINES = {("identity", "name")} | {(c, f) for c, f, _ in TEXTS.values()}
 # SillyTavern mirrors these V1 fields at the top level of a V2 card; refreshed on export.
@@ -111,6 +112,7 @@ class ImportedCard:
     fastnpc: dict[str, Any] | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     sources: list[Any] = field(default_factory=list)
+    character_book: dict[str, Any] | None = None  # becomes a lorebook (not validated yet)
 
     @property
     def keeps_picture(self) -> bool:
@@ -185,6 +187,7 @@ def read_card(card: Any) -> ImportedCard:
         tags=_strings(data, "tags"),
         card_extra=card_extra,
         source_text="\n\n".join(t for t in texts.values() if t),
+        character_book=book,
     )
     if ours is None:
         return imported
@@ -206,6 +209,7 @@ def read_card(card: Any) -> ImportedCard:
         fastnpc=ours,
         settings=settings,
         sources=sources,
+        character_book=book,
     )
 
 
@@ -238,8 +242,11 @@ def _timestamp(character: Character, attribute: Literal["created_at", "updated_a
     return int(getattr(character, attribute).timestamp())
 
 
-def write_card(character: Character, spec: Spec) -> dict[str, Any]:
-    """The character as a V2 or V3 card object (``data.extensions.fastnpc`` included)."""
+def write_card(
+    character: Character, spec: Spec, character_book: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The character as a V2 or V3 card object (``data.extensions.fastnpc`` included), with
+    ``character_book`` (its lorebook as a card lorebook object) when given."""
     spec_name, version = SPECS[spec]
     extra = character.card_extra or {}
     kept_data: dict[str, Any] = dict(extra.get("data") or {})
@@ -261,6 +268,8 @@ def write_card(character: Character, spec: Spec) -> dict[str, Any]:
         "tags": list(character.tags),
     }
     defaults = V3_DEFAULTS if spec == "v3" else V2_DEFAULTS
+    if character_book is not None:
+        data["character_book"] = character_book
     data = {**defaults, **data, **kept_data, "extensions": extensions}
     if spec == "v3" and character.card_extra is None:
         data["creation_date"] = _timestamp(character, "created_at")
@@ -279,10 +288,12 @@ def write_card(character: Character, spec: Spec) -> dict[str, Any]:
     return {**card, **top, "spec": spec_name, "spec_version": version, "data": data}
 
 
-def v2_backfill(character: Character) -> dict[str, Any]:
+def v2_backfill(
+    character: Character, character_book: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The V2 card written next to a V3 one in a PNG's ``chara`` chunk (spec V3: it carries a
     note that the card is really V3)."""
-    card = write_card(character, "v2")
+    card = write_card(character, "v2", character_book)
     notes = card["data"].get("creator_notes") or ""
     card["data"]["creator_notes"] = f"{V3_BACKFILL_NOTE}\n\n{notes}" if notes else V3_BACKFILL_NOTE
     return card

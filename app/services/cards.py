@@ -15,6 +15,7 @@ from typing import Any, Literal
 import orjson
 import trio
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Connection
 
 from app.errors import InvalidCard
 from app.schemas import CharacterSettingsIn, SourceIn
@@ -35,12 +36,15 @@ from app.services.card_png import (
     write_png_card,
 )
 from app.services.characters import CharacterService
+from app.services.lore_formats import LoreFormatError, lorebook_data
+from app.services.lorebooks import parse_lorebook
 from app.services.profile import ProfileError, validate_partial_profile
 from app.services.runs import Run, RunRegistry
 from app.services.shielding import shielded_save
 from app.views import character_view
-from storage import Database, avatars, characters
+from storage import Database, avatars, characters, lorebooks
 from storage.characters import CATEGORIES, CharacterExtras
+from storage.lorebooks import NewLorebook
 from storage.records import Character
 
 CardFormat = Literal["json", "png"]
@@ -56,6 +60,7 @@ class ValidCard:
     profile: dict[str, dict[str, Any] | None]
     extras: CharacterExtras
     source_text: str
+    lorebook: NewLorebook | None = None
 
 
 class CardService:
@@ -70,13 +75,15 @@ class CardService:
         """The character as a card: a JSON object, or PNG bytes (avatar or plain picture)
         carrying ``chara`` (V2 JSON) and, for V3, ``ccv3``."""
         character = await self._characters.get(user_id, character_id)
-        card = write_card(character, spec)
+        books = await self._db.read(lorebooks.attached_lorebooks, [character.id])
+        book = lorebook_data(books[character.id][0]) if books[character.id] else None
+        card = write_card(character, spec, book)
         if fmt == "json":
             return card
         picture = None
         if character.avatar_sha256 is not None:
             picture = await self._db.read(avatars.get_avatar, character.avatar_sha256)
-        chunks = {V2_CHUNK: card} if spec == "v2" else {V2_CHUNK: v2_backfill(character)}
+        chunks = {V2_CHUNK: card} if spec == "v2" else {V2_CHUNK: v2_backfill(character, book)}
         if spec == "v3":
             chunks[V3_CHUNK] = card
         return await trio.to_thread.run_sync(
@@ -107,18 +114,25 @@ class CardService:
                 )
                 profile = {**profile, **{c: v for c, v in generated.items() if v is not None}}
             with shielded_save():
-                character = await self._db.write(
-                    characters.create_character,
-                    user_id,
-                    card.name,
-                    profile,
-                    source_text=card.source_text or None,
-                    extras=card.extras,
-                )
+                character = await self._db.write(store_card, user_id, card, profile)
             run.publish("character", character_view(character))
             return character
 
         return self._runs.start(("card", user_id, secrets.token_hex(8)), body)
+
+
+def store_card(
+    conn: Connection, user_id: int, card: ValidCard, profile: dict[str, dict[str, Any] | None]
+) -> Character:
+    """Create the card's character and, when the card has a ``character_book``, its lorebook
+    attached to it (one transaction)."""
+    character = characters.create_character(
+        conn, user_id, card.name, profile, source_text=card.source_text or None, extras=card.extras
+    )
+    if card.lorebook is not None:
+        book = lorebooks.create_lorebook(conn, user_id, card.lorebook)
+        lorebooks.set_character_lorebooks(conn, character.id, [book.id])
+    return character
 
 
 def parse_upload(upload: bytes) -> ValidCard:
@@ -154,6 +168,14 @@ def _validated(imported: ImportedCard, avatar: bytes | None) -> ValidCard:
         raise InvalidCard(
             "the card's FastNPC settings failed validation", details=details
         ) from None
+    book = None
+    if imported.character_book is not None:
+        try:
+            book = parse_lorebook(imported.character_book, default_name=imported.name[:200])
+        except LoreFormatError as exc:
+            raise InvalidCard(
+                f"the card's character_book is not a lorebook: {exc}", details=exc.details
+            ) from None
     extras = CharacterExtras(
         greeting=imported.greeting,
         alternate_greetings=imported.alternate_greetings,
@@ -168,4 +190,5 @@ def _validated(imported: ImportedCard, avatar: bytes | None) -> ValidCard:
         profile={c: profile.get(c) for c in CATEGORIES},
         extras=extras,
         source_text=imported.source_text[:20_000],
+        lorebook=book,
     )

@@ -21,13 +21,22 @@ from app.services.lifecycle import (
     check_idle,
     pending_message,
 )
+from app.services.lore_activation import select_lore
 from app.services.memory import MemoryService
 from app.services.prompts import build_prompt, character_system_prompt, direct_history
 from app.services.replies import stream_reply
 from app.services.runs import Run
 from app.views import message_view
-from storage import Database, StorageUnavailable, characters, conversations, memories, messages
-from storage.records import Character, Conversation, Memory, Message, Page
+from storage import (
+    Database,
+    StorageUnavailable,
+    characters,
+    conversations,
+    lorebooks,
+    memories,
+    messages,
+)
+from storage.records import Character, Conversation, Lorebook, Memory, Message, Page
 
 HISTORY_WINDOW = 200
 
@@ -77,7 +86,7 @@ class ChatService:
 
         def prepare(conn: Connection) -> tuple[Message, PromptContext]:
             user_message = messages.add_message(conn, conversation.id, "user", content)
-            return user_message, _load_context(conn, conversation.id, before=None)
+            return user_message, _load_context(conn, conversation, before=None)
 
         claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
         user_message, context = claim.prepared
@@ -90,7 +99,7 @@ class ChatService:
             last = messages.last_assistant_message(conn, conversation.id)
             if last is None:
                 raise Conflict("there is no assistant reply to regenerate")
-            return last, _load_context(conn, conversation.id, before=last.id)
+            return last, _load_context(conn, conversation, before=last.id)
 
         claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
         last, context = claim.prepared
@@ -108,8 +117,11 @@ class ChatService:
     ) -> Run:
         # The run keeps only what it needs while the reply streams (ids, the prompt, the user
         # message's view), not the character's profile or the history it was built from.
-        system = character_system_prompt(character, context.memories)
-        prompt = build_prompt(system, direct_history(context.recent), budget=self._budget)
+        history = direct_history(context.recent)
+        lore = select_lore(context.lorebooks, [text for _, text in history])
+        system = character_system_prompt(character, context.memories, lore)
+        prompt = build_prompt(system, history, budget=self._budget)
+        lore_ids = lore.entry_ids
         character_id, conversation_id = character.id, claim.conversation_id
         user_view = None if user_message is None else message_view(user_message)
         replacing_id = None if replacing is None else replacing.id
@@ -121,6 +133,8 @@ class ChatService:
             run = generation.run
             if user_view is not None:
                 run.publish("user_message", user_view)
+            if lore_ids:
+                run.publish("lore", {"entry_ids": lore_ids})
             outcome = await stream_reply(
                 self._client, run, prompt, user=str(user_id), tag={}, cancel_scope=run.cancel_scope
             )
@@ -157,7 +171,7 @@ class ChatService:
                 run.publish("reply", reply_view)
             if outcome.status == "complete":
                 uncompressed = saved.extra
-            return {"user_message": user_view, "reply": reply_view}
+            return {"user_message": user_view, "reply": reply_view, "lore": lore_ids}
 
         async def after() -> None:
             if uncompressed is not None:
@@ -201,13 +215,19 @@ class PromptContext:
 
     memories: list[Memory]
     recent: list[Message]  # uncompressed, oldest first, ending with the message answered
+    lorebooks: list[Lorebook]  # attached to the character, in order
 
 
-def _load_context(conn: Connection, conversation_id: int, *, before: int | None) -> PromptContext:
+def _load_context(
+    conn: Connection, conversation: Conversation, *, before: int | None
+) -> PromptContext:
+    conversation_id = conversation.id
     recent = messages.recent_uncompressed(conn, conversation_id, limit=HISTORY_WINDOW)
     if before is not None:
         recent = [m for m in recent if m.id < before]
-    return PromptContext(memories.list_memories(conn, conversation_id), recent)
+    character_id = conversation.character_id or 0
+    books = lorebooks.attached_lorebooks(conn, [character_id])[character_id]
+    return PromptContext(memories.list_memories(conn, conversation_id), recent, books)
 
 
 def _in_progress() -> Conflict:

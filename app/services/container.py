@@ -22,6 +22,7 @@ from app.services.conversation_tree import ConversationTreeService
 from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
 from app.services.lifecycle import GenerationLifecycle
+from app.services.lorebooks import LorebookService
 from app.services.memory import MemoryService
 from app.services.personas import PersonaService
 from app.services.runs import RunRegistry
@@ -69,6 +70,7 @@ class Services:
     personas: PersonaService
     cards: CardService
     tree: ConversationTreeService
+    lorebooks: LorebookService
     login_throttle: LoginThrottle = field(default_factory=InProcessLoginThrottle)
     rate_limit: RateLimit = field(default_factory=Unlimited)
     shutting_down: trio.Event = field(default_factory=trio.Event)
@@ -167,6 +169,7 @@ async def run_services(
                 )
             ),
             rate_limit=rate_limit(settings.rate_limit_per_minute),
+            lorebooks=LorebookService(db),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(

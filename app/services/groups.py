@@ -39,6 +39,7 @@ from app.services.lifecycle import (
     check_idle,
     pending_message,
 )
+from app.services.lore_activation import LoreSelection, select_lore, union_ids
 from app.services.memory import MemoryService
 from app.services.prompts import build_prompt, character_system_prompt
 from app.services.replies import ReplyOutcome, stream_reply
@@ -61,10 +62,11 @@ from storage import (
     StorageError,
     characters,
     groups,
+    lorebooks,
     memories,
     messages,
 )
-from storage.records import Character, Group, GroupStrategy, Memory, Message, Page
+from storage.records import Character, Group, GroupStrategy, Lorebook, Memory, Message, Page
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,8 @@ class _Turn:
     names: dict[int, str]
     user_message: Message | None  # the turn's new message from the user, if any
     spoken_since_user: list[int]  # speakers of the replies since the user's last message
+    lorebooks: dict[int, list[Lorebook]] = field(default_factory=dict)  # per member, in order
+    lore: dict[int, LoreSelection] = field(default_factory=dict)  # per speaker of the turn
 
     @property
     def last(self) -> LastMessage | None:
@@ -107,12 +111,14 @@ class _Round:
     speakers: list[int]
     reason: str
     outcomes: list[tuple[ReplyOutcome, Message | None]]
+    lore: list[str] = field(default_factory=list)  # the entries its speakers' prompts held
 
     def view(self) -> dict[str, Any]:
         return {
             "speakers": [str(c) for c in self.speakers],
             "reason": self.reason,
             "replies": [message_view(m) for _, m in self.outcomes if m is not None],
+            "lore": self.lore,
         }
 
     @property
@@ -484,6 +490,7 @@ class GroupService:
                 )
                 outcomes: dict[int, tuple[ReplyOutcome, Message | None]] = {}
                 by_id = {c.id: c for c in turn.members}
+                self._choose_lore(run, turn, speakers)
                 async with trio.open_nursery() as nursery:
                     for character_id in speakers:
                         nursery.start_soon(
@@ -497,7 +504,12 @@ class GroupService:
                             outcomes,
                         )
                 done.append(
-                    _Round(speakers, reason, [outcomes[c] for c in speakers if c in outcomes])
+                    _Round(
+                        speakers,
+                        reason,
+                        [outcomes[c] for c in speakers if c in outcomes],
+                        union_ids(turn.lore.values()),
+                    )
                 )
                 previous = speakers
                 if relay.stopped or done[-1].failed is not None:
@@ -521,8 +533,22 @@ class GroupService:
             c.id: memories.list_memories(conn, group.conversation_id, character_id=c.id)
             for c in members
         }
+        books = lorebooks.attached_lorebooks(conn, [c.id for c in members], group.id)
         spoken = messages.previous_turn_speakers(conn, group.conversation_id)
-        return _Turn(members, recent, mems, names, user_message, spoken)
+        return _Turn(members, recent, mems, names, user_message, spoken, books)
+
+    @staticmethod
+    def _choose_lore(run: Run, turn: _Turn, speakers: Sequence[int]) -> None:
+        """Each speaker's lore entries (its books, then the group's), published as one `lore`
+        event (the union) before any speaker streams."""
+        for character_id in speakers:
+            seen = point_of_view(turn.recent, character_id, turn.names)
+            turn.lore[character_id] = select_lore(
+                turn.lorebooks.get(character_id, []), [text for _, text in seen]
+            )
+        entry_ids = union_ids(turn.lore.values())
+        if entry_ids:
+            run.publish("lore", {"entry_ids": entry_ids})
 
     async def _choose(
         self,
@@ -641,7 +667,9 @@ class GroupService:
         others = [c.name for c in turn.members if c.id != character.id]
         system = "\n\n".join(
             [
-                character_system_prompt(character, turn.memories.get(character.id, [])),
+                character_system_prompt(
+                    character, turn.memories.get(character.id, []), turn.lore.get(character.id)
+                ),
                 f'This is the group conversation "{group.name}" between the user, '
                 f"{character.name} and {', '.join(others) or 'nobody else'}. Lines of the other "
                 "characters come prefixed with their names. Reply only as "

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm import ChatMessage
-from storage.records import Character, Memory, Message
+from storage.records import Character, LoreEntry, Memory, Message
+
+if TYPE_CHECKING:
+    from app.services.lore_activation import LoreSelection
 
 
 def estimate_tokens(text: str) -> int:
@@ -78,8 +81,21 @@ def direct_history(messages: Sequence[Message]) -> list[tuple[str, str]]:
     return [(m.role, m.content) for m in messages if m.status != "error"]
 
 
-def character_system_prompt(character: Character, memories: Sequence[Memory]) -> str:
+def render_lore(entries: Sequence[LoreEntry]) -> str:
+    """Activated lorebook entries as one block of the system prompt ("" when none)."""
+    if not entries:
+        return ""
+    return "World information:\n" + "\n\n".join(e.content.strip() for e in entries)
+
+
+def character_system_prompt(
+    character: Character, memories: Sequence[Memory], lore: LoreSelection | None = None
+) -> str:
+    """The character's system prompt: lore entries ``before_char``, the profile, lore entries
+    ``after_char``, memories, the frame."""
     parts = [render_profile(character)]
+    if lore is not None:
+        parts = [p for p in (render_lore(lore.before), parts[0], render_lore(lore.after)) if p]
     rendered = render_memories(memories)
     if rendered:
         parts.append(rendered)

@@ -33,6 +33,8 @@ NO_CONTENT = {
     ("delete", "/api/groups/{group_id}"),
     ("delete", "/api/characters/{character_id}/chat/messages/{message_id}"),
     ("delete", "/api/groups/{group_id}/messages/{message_id}"),
+    ("delete", "/api/lorebooks/{lorebook_id}"),
+    ("delete", "/api/lorebooks/{lorebook_id}/entries/{entry_id}"),
 }
 
 
@@ -115,7 +117,7 @@ async def test_response_schemas_list_the_fields_returned(spec: dict[str, Any]) -
     paths = spec["paths"]
     regenerate = paths["/api/characters/{character_id}/chat/regenerate"]["post"]["responses"]
     reply = _schema(spec, regenerate["200"]["content"]["application/json"]["schema"])
-    assert set(reply["properties"]) == {"reply"}
+    assert set(reply["properties"]) == {"reply", "lore"}
     memories = paths["/api/characters/{character_id}/chat/memories"]["get"]["responses"]
     listed = _schema(spec, memories["200"]["content"]["application/json"]["schema"])
     memory = _schema(spec, listed["properties"]["items"]["items"])

@@ -39,13 +39,16 @@ MAX_EXAMPLES = 10
 # these, schemathesis' positive data may also get 400 (its other expectations unchanged).
 # Bodies the server reads itself are bytes or JSON of a format no schema can pin down (an
 # image, a card, a conversation file): arbitrary ones are 400 too. So are `speaker_ids` that
-# are well-formed ids but not members.
+# are well-formed ids but not members, and `lorebook_ids` that are not the caller's books.
 SEMANTIC_400 = [
     "PUT /api/characters/{character_id}/avatar",
     "POST /api/characters/import",
     "POST /api/characters/{character_id}/chat/import",
     "POST /api/groups/{group_id}/import",
     "POST /api/groups/{group_id}/messages",
+    "POST /api/lorebooks/import",
+    "PUT /api/characters/{character_id}/lorebooks",
+    "PUT /api/groups/{group_id}/lorebooks",
     "GET /api/characters/{character_id}/chat/messages",
     "GET /api/groups/{group_id}/messages",
     "GET /api/groups/{group_id}/memories",
@@ -130,6 +133,12 @@ def _seed(base_url: str) -> Target:
         message = r.json()["reply"]["id"]
         r = client.post("/api/groups", json={"name": "G", "character_ids": ids}, headers=admin)
         group = r.json()["id"]
+        r = client.post("/api/lorebooks", json={"name": "World"}, headers=admin)
+        book = r.json()["id"]
+        entry = {"keys": ["dragon"], "content": "Dragons sleep in winter."}
+        r = client.post(f"/api/lorebooks/{book}/entries", json=entry, headers=admin)
+        assert r.status_code == 201, r.text
+        entry_id = r.json()["id"]
     return Target(
         base_url,
         admin,
@@ -140,6 +149,8 @@ def _seed(base_url: str) -> Target:
             "user_id": third,
             "category": "identity",
             "message_id": message,
+            "lorebook_id": book,
+            "entry_id": entry_id,
             "name": "0" * 64 + ".png",
         },
     )

@@ -33,6 +33,10 @@ TABLES = {
     "avatars",
     "personas",
     "memory_messages",
+    "lorebooks",
+    "lorebook_entries",
+    "character_lorebooks",
+    "group_lorebooks",
 }
 
 

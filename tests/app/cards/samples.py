@@ -202,3 +202,21 @@ def without_ours(card: dict[str, Any]) -> dict[str, Any]:
     card = copy.deepcopy(card)
     card["data"]["extensions"].pop("fastnpc", None)
     return card
+
+
+def without_book(card: dict[str, Any]) -> dict[str, Any]:
+    """``card`` without ``data.character_book`` (a card's book becomes a lorebook)."""
+    card = copy.deepcopy(card)
+    card["data"].pop("character_book", None)
+    return card
+
+
+def assert_book_kept(original: dict[str, Any], exported: dict[str, Any]) -> None:
+    """Every field of the card's ``character_book`` (and of each entry) is exported with its
+    value; the export may add the fields a lorebook always has."""
+    for key, value in original.items():
+        if key != "entries":
+            assert exported[key] == value, key
+    assert len(exported["entries"]) == len(original["entries"])
+    for before, after in zip(original["entries"], exported["entries"], strict=True):
+        assert {k: after[k] for k in before} == before

@@ -21,9 +21,18 @@ from app.services.card_mapping import (
 )
 from app.services.card_png import decode_chunk, encode_chunk
 from app.services.cards import ValidCard, parse_upload
+from app.services.lore_formats import lorebook_data
 from storage.characters import CATEGORIES
-from storage.records import Character, CharacterSettings, Source
-from tests.app.cards.samples import CHINESE_V2, SILLYTAVERN_V2, V3_WITH_ASSETS, without_ours
+from storage.lorebooks import NewLorebook
+from storage.records import Character, CharacterSettings, Lorebook, LoreEntry, Source
+from tests.app.cards.samples import (
+    CHINESE_V2,
+    SILLYTAVERN_V2,
+    V3_WITH_ASSETS,
+    assert_book_kept,
+    without_book,
+    without_ours,
+)
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -45,6 +54,42 @@ def stored(card: ValidCard) -> Character:
         sources=list(card.extras.sources),
         settings=card.extras.settings,
         card_extra=card.extras.card_extra,
+    )
+
+
+def stored_book(book: NewLorebook) -> Lorebook:
+    """What the database would hold for an imported lorebook."""
+    return Lorebook(
+        id=1,
+        user_id=1,
+        name=book.name,
+        description=book.description,
+        scan_depth=book.scan_depth,
+        token_budget=book.token_budget,
+        recursive=book.recursive,
+        entries=[
+            LoreEntry(
+                id=i + 1,
+                lorebook_id=1,
+                keys=list(e.keys),
+                secondary_keys=list(e.secondary_keys),
+                selective=e.selective,
+                constant=e.constant,
+                enabled=e.enabled,
+                case_sensitive=e.case_sensitive,
+                use_regex=e.use_regex,
+                content=e.content,
+                insertion_order=e.insertion_order,
+                priority=e.priority,
+                position=e.position,
+                comment=e.comment,
+                extra=None if e.extra is None else dict(e.extra),
+            )
+            for i, e in enumerate(book.entries)
+        ],
+        created_at=T0,
+        updated_at=T0,
+        extra=None if book.extra is None else dict(book.extra),
     )
 
 
@@ -95,8 +140,14 @@ def test_greetings_tags_and_name() -> None:
 @pytest.mark.parametrize("card", [SILLYTAVERN_V2, V3_WITH_ASSETS, CHINESE_V2])
 def test_round_trip_same_spec_keeps_every_field(card: dict[str, Any]) -> None:
     spec = "v3" if card["spec"] == "chara_card_v3" else "v2"
-    exported = write_card(imported(card), spec)
-    assert without_ours(exported) == card
+    valid = parse_upload(json.dumps(card).encode())
+    book = None if valid.lorebook is None else lorebook_data(stored_book(valid.lorebook))
+    exported = write_card(stored(valid), spec, book)
+    assert without_ours(without_book(exported)) == without_book(card)
+    assert ("character_book" in exported) == ("character_book" in card)
+    if "character_book" in card["data"]:
+        assert_book_kept(card["data"]["character_book"], exported["data"]["character_book"])
+    assert "character_book" not in (valid.extras.card_extra or {}).get("data", {})
     assert list(exported["data"]["extensions"]) == [*card["data"]["extensions"], "fastnpc"]
 
 
@@ -104,7 +155,7 @@ def test_v2_to_v3_adds_required_fields_and_v3_to_v2_keeps_v3_fields() -> None:
     as_v3 = write_card(imported(SILLYTAVERN_V2), "v3")
     assert as_v3["spec"] == "chara_card_v3" and as_v3["spec_version"] == "3.0"
     assert as_v3["data"]["group_only_greetings"] == []
-    assert as_v3["data"]["character_book"] == SILLYTAVERN_V2["data"]["character_book"]
+    assert "character_book" not in as_v3["data"]  # a lorebook now: exported when attached
     as_v2 = write_card(imported(V3_WITH_ASSETS), "v2")
     assert as_v2["spec"] == "chara_card_v2" and as_v2["spec_version"] == "2.0"
     for key in ("assets", "nickname", "source", "group_only_greetings", "x_future_field"):
@@ -205,3 +256,13 @@ def test_chunk_encoding() -> None:
             decode_chunk(bad)
     with pytest.raises(CardError):
         read_card({"spec": "chara_card_v2", "data": {"name": "x", "extensions": 1}})
+
+
+def test_a_malformed_character_book_is_an_invalid_card() -> None:
+    for book in ({"entries": "x"}, {"entries": [{"keys": "glade"}]}, {"entries": [5]}):
+        card = {"spec": "chara_card_v2", "data": {"name": "Ann", "character_book": book}}
+        with pytest.raises(InvalidCard):
+            parse_upload(json.dumps(card).encode())
+    card = {"spec": "chara_card_v2", "data": {"name": "Ann", "character_book": {"entries": []}}}
+    book = parse_upload(json.dumps(card).encode()).lorebook
+    assert book is not None and book.name == "Ann" and list(book.entries) == []

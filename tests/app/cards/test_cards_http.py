@@ -17,8 +17,10 @@ from tests.app.cards.samples import (
     CHINESE_V2,
     SILLYTAVERN_V2,
     V3_WITH_ASSETS,
+    assert_book_kept,
     card_png,
     read_chunks,
+    without_book,
     without_ours,
 )
 from tests.app.harness import SSE, Live, Session, live_server, make_settings
@@ -72,9 +74,12 @@ async def test_sillytavern_png_imports_and_exports_every_field(live: Live) -> No
     assert png.headers["content-type"] == "image/png"
     chunks = read_chunks(png.content)
     assert set(chunks) == {"chara"}
-    assert without_ours(chunks["chara"]) == SILLYTAVERN_V2
+    book = SILLYTAVERN_V2["data"]["character_book"]
+    assert without_ours(without_book(chunks["chara"])) == without_book(SILLYTAVERN_V2)
+    assert_book_kept(book, chunks["chara"]["data"]["character_book"])
     as_json = await export(alice, character["id"], "v2", "json")
-    assert without_ours(as_json.json()) == SILLYTAVERN_V2
+    assert without_ours(without_book(as_json.json())) == without_book(SILLYTAVERN_V2)
+    assert_book_kept(book, as_json.json()["data"]["character_book"])
 
 
 async def test_v3_json_with_assets_and_lorebook_round_trips(live: Live) -> None:
@@ -83,15 +88,39 @@ async def test_v3_json_with_assets_and_lorebook_round_trips(live: Live) -> None:
     assert r.status_code == 201, r.text
     character = r.json()
     assert character["avatar_url"] is None
+    book = V3_WITH_ASSETS["data"]["character_book"]
     exported = (await export(alice, character["id"], "v3", "json")).json()
-    assert without_ours(exported) == V3_WITH_ASSETS
-    assert exported["data"]["character_book"] == V3_WITH_ASSETS["data"]["character_book"]
+    assert without_ours(without_book(exported)) == without_book(V3_WITH_ASSETS)
+    assert_book_kept(book, exported["data"]["character_book"])
+
+    # the card's book became a lorebook attached to the character
+    r = await alice.request("GET", f"/api/characters/{character['id']}/lorebooks")
+    (lorebook_id,) = r.json()["lorebook_ids"]
+    lorebook = (await alice.request("GET", f"/api/lorebooks/{lorebook_id}")).json()
+    assert lorebook["name"] == "Skies" and lorebook["scan_depth"] == 6
+    assert lorebook["token_budget"] == 700 and lorebook["recursive"] is True
+    assert [e["keys"] for e in lorebook["entries"]] == [["Gale", "ship"], ["/storm(s)?/i"]]
+    assert [e["enabled"] for e in lorebook["entries"]] == [True, False]
 
     png = read_chunks((await export(alice, character["id"], "v3", "png")).content)
     assert set(png) == {"chara", "ccv3"}
-    assert without_ours(png["ccv3"]) == V3_WITH_ASSETS
+    assert without_ours(without_book(png["ccv3"])) == without_book(V3_WITH_ASSETS)
     assert png["chara"]["spec"] == "chara_card_v2"
-    assert png["chara"]["data"]["character_book"] == V3_WITH_ASSETS["data"]["character_book"]
+    assert_book_kept(book, png["chara"]["data"]["character_book"])
+
+    # the lorebook as it is then: an edit shows in the next export; detached, no book
+    first = lorebook["entries"][0]["id"]
+    r = await alice.request(
+        "PATCH", f"/api/lorebooks/{lorebook_id}/entries/{first}", json={"content": "Renamed."}
+    )
+    assert r.status_code == 200
+    exported = (await export(alice, character["id"], "v3", "json")).json()
+    assert exported["data"]["character_book"]["entries"][0]["content"] == "Renamed."
+    r = await alice.request(
+        "PUT", f"/api/characters/{character['id']}/lorebooks", json={"lorebook_ids": []}
+    )
+    exported = (await export(alice, character["id"], "v3", "json")).json()
+    assert "character_book" not in exported["data"]
 
 
 async def test_ccv3_wins_over_chara(live: Live) -> None:
