@@ -10,7 +10,7 @@ from quart_trio import QuartTrio
 from app import schema_adapters
 from app.body_limits import limited_request_class
 from app.http_errors import install_error_handlers
-from app.routes import admin, auth, characters, chat, docs, groups, health, media, persona
+from app.routes import admin, auth, characters, chat, docs, groups, health, media, persona, web
 from app.services.container import Services, run_services
 from app.settings import Settings
 
@@ -42,7 +42,7 @@ def create_app(
         swagger_ui_path=None,  # app/routes/docs.py serves /docs from local files
     )
     install_error_handlers(app)
-    for module in (health, auth, characters, chat, groups, admin, docs, persona, media):
+    for module in (health, auth, characters, chat, groups, admin, docs, persona, media, web):
         app.register_blueprint(module.bp)
 
     stop = trio.Event()
