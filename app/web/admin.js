@@ -30,11 +30,11 @@ export async function adminView(main, _params, { user }) {
   main.querySelector(".page-header .actions").append(refresh);
   const sections = {
     overview: h("section", { class: "panel", "aria-labelledby": "admin-overview" }),
-    llm: h("section", { class: "panel", "aria-labelledby": "admin-llm" }),
+    llm: h("section", { class: "panel admin-wide", "aria-labelledby": "admin-llm" }),
     tasks: h("section", { class: "panel", "aria-labelledby": "admin-tasks" }),
     users: h("section", { class: "panel", "aria-labelledby": "admin-users" }),
   };
-  main.append(h("div", { class: "admin-grid" }, sections.overview, sections.llm, sections.tasks), sections.users);
+  main.append(h("div", { class: "admin-grid" }, sections.overview, sections.tasks, sections.llm), sections.users);
 
   async function load() {
     try {

@@ -134,7 +134,7 @@ export async function groupView(main, [id], { user, navigate }) {
   });
   const composer = new Composer({
     label: `Message to ${group.name}`,
-    placeholder: `Say something to ${listNames(members.map((m) => m.name))}…`,
+    placeholder: `Say something to ${group.name}…`,
     onSend: (text) => run(`${base}/messages`, { content: text }, { clearComposer: true }),
     onStop: stop,
   });
