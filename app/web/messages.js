@@ -131,6 +131,7 @@ export class Conversation {
 
   actions(message, node) {
     const bar = h("div", { class: "message-actions" });
+    bar.append(copyButton(() => message.content));
     if (this.tree && message.sibling_count > 1) bar.append(this.alternatives(message));
     if (message.role === "assistant") {
       const regenerate = h("button", { type: "button", class: "icon-text regenerate", "aria-label": "Regenerate this reply", title: "Regenerate", text: "↻ Regenerate" });
@@ -216,6 +217,21 @@ export class Conversation {
   }
 }
 
+/** Copy a message's text to the clipboard. */
+function copyButton(text) {
+  const button = h("button", { type: "button", class: "icon-text", "aria-label": "Copy this message", text: "Copy" });
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text());
+      button.textContent = "Copied";
+    } catch {
+      button.textContent = "Cannot copy";
+    }
+    setTimeout(() => (button.textContent = "Copy"), 1500);
+  });
+  return button;
+}
+
 /** A reply being written: text grows at the end, then it becomes the stored message. */
 export class PendingReply {
   constructor(character, { tag = "li" } = {}) {
@@ -227,7 +243,8 @@ export class PendingReply {
       tag,
       { class: "message role-assistant streaming", dataset: { characterId: character?.id ?? "" }, "aria-busy": "true" },
       avatar(character, "sm"),
-      h("div", { class: "bubble" }, this.meta, h("div", { class: "text" }, this.textNode)),
+      // The empty actions row keeps the bubble's height when the stored message replaces it.
+      h("div", { class: "bubble" }, this.meta, h("div", { class: "text" }, this.textNode), h("div", { class: "message-actions", "aria-hidden": "true" })),
     );
   }
 

@@ -1,0 +1,229 @@
+"""What a person does on the web page, in real headless Chromium against `fastnpc serve
+--fake-llm`: register, generate, chat (streamed, stopped), a group turn, admin, and text that
+looks like HTML shown as text. Each main screen is saved under tests/artifacts/web/."""
+
+from __future__ import annotations
+
+import secrets
+
+from playwright.sync_api import expect
+
+from tests.web.conftest import ADMIN, PASSWORD, Server, Tab
+
+CATEGORIES = ["identity", "personality", "backstory", "abilities", "dialogue", "tasks", "world",
+              "system"]
+STREAMING = ".message.streaming .text"
+
+
+def username(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(3)}"
+
+
+def test_register_generate_and_chat(tab: Tab) -> None:
+    page = tab.page
+    tab.open()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    tab.shot("01-login")
+    page.get_by_role("button", name="Create an account").click()
+    page.get_by_label("Username").fill(username("ada"))
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("heading", name="No characters yet")).to_be_visible()
+
+    # Generate: the eight categories fill in as their events arrive.
+    page.get_by_role("link", name="New character").first.click()
+    page.get_by_label("Name").fill("Old Tom")
+    page.get_by_label("Source text (optional)").fill("A lighthouse keeper. 他会说中文。")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    for category in CATEGORIES:
+        expect(page.locator(f'.category[data-category="{category}"]')).to_have_class(
+            "category ok"
+        )
+    expect(page.locator(".category.ok .category-fields")).to_have_count(8)
+    expect(page.get_by_text("Old Tom is ready.")).to_be_visible()
+    tab.shot("02-generated", full_page=True)
+
+    page.get_by_role("link", name="Chat with Old Tom").click()
+    box = page.get_by_label("Message to Old Tom")
+    expect(box).to_be_focused()
+    # Shift+Enter is a new line, not a send.
+    box.type("Hello, keeper.")
+    box.press("Shift+Enter")
+    box.type("你好！ [[fake:tps=20]]")
+    assert box.input_value() == "Hello, keeper.\n你好！ [[fake:tps=20]]"
+    expect(page.locator(".message.role-user")).to_have_count(0)
+    box.press("Enter")
+
+    # Deltas are on screen while the reply is still being written (100 chunks at 20/s).
+    page.wait_for_function(f"document.querySelector('{STREAMING}')?.textContent.length > 12")
+    partial = page.locator(STREAMING).text_content() or ""
+    assert partial.startswith("[fake] ")
+    composer = page.locator(".composer").bounding_box()
+    expect(page.get_by_role("button", name="Stop")).to_be_visible()
+    expect(page.locator(".message.role-user .text")).to_have_text(
+        "Hello, keeper.\n你好！ [[fake:tps=20]]"
+    )
+    tab.shot("03-chat-streaming")
+    expect(page.locator(".message.streaming")).to_have_count(0, timeout=30_000)
+    reply = page.locator(".message.role-assistant .text").last.text_content() or ""
+    assert len(reply) > len(partial) and reply.startswith(partial)
+    assert page.locator(".composer").bounding_box() == composer  # nothing moved as it streamed
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    expect(page.get_by_role("button", name="Regenerate this reply")).to_be_visible()
+    tab.shot("04-chat")
+
+    # Esc stops a slow reply: the partial text stays, marked as stopped, also after a reload.
+    box.fill("Tell me a long story [[fake:tps=4]]")
+    box.press("Enter")
+    page.wait_for_function(f"document.querySelector('{STREAMING}')?.textContent.length > 0")
+    page.keyboard.press("Escape")
+    stopped = page.locator(".message.status-interrupted")
+    expect(stopped).to_have_count(1)
+    expect(stopped.locator(".badge")).to_have_text("Stopped")
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    kept = stopped.locator(".text").text_content() or ""
+    assert kept and "[fake] ".startswith(kept[:7])
+    page.reload()
+    expect(page.locator(".message.status-interrupted .text")).to_have_text(kept)
+
+    # Regenerate replaces the last reply with a new, complete one.
+    page.get_by_role("button", name="Regenerate this reply").click()
+    expect(page.locator(".message.streaming")).to_have_count(0, timeout=30_000)
+    expect(page.locator(".message.status-interrupted")).to_have_count(0)
+    expect(page.locator(".message.role-assistant")).to_have_count(2)
+
+    page.get_by_role("button", name="Memories").click()
+    expect(page.get_by_role("complementary", name="Memories")).to_be_visible()
+    tab.shot("05-memories")
+
+    # The same page on a phone.
+    page.set_viewport_size({"width": 360, "height": 740})
+    tab.assert_fits()
+    page.get_by_role("button", name="Close memories").click()
+    tab.assert_fits()
+    tab.shot("06-chat-360")
+    page.get_by_role("link", name="Characters").click()
+    expect(page.locator(".character-card")).to_have_count(1)
+    tab.assert_fits()
+    tab.shot("07-characters-360")
+
+
+def test_group_turn_streams_replies_side_by_side(tab: Tab, server: Server) -> None:
+    page = tab.page
+    name = username("bea")
+    token = server.register(name)
+    for character in ("Old Tom", "林黛玉"):
+        r = server.call(token, "POST", "/api/characters", json={"name": character})
+        assert r.status_code == 201, r.text
+    tab.log_in(name)
+    page.get_by_role("link", name="Groups").click()
+    page.get_by_label("Group name").fill("The tavern")
+    page.get_by_label("Old Tom").check()
+    page.get_by_label("林黛玉").check()
+    expect(page.get_by_label("Who answers")).to_have_value("moderator")
+    page.get_by_role("button", name="Create group").click()
+    expect(page.get_by_role("heading", name="The tavern")).to_be_visible()
+
+    box = page.get_by_label("Message to The tavern")
+    box.fill("A storm is coming. [[fake:tps=10]]")
+    box.press("Enter")
+    note = page.locator(".moderator-note")
+    expect(note).to_contain_text("Moderator")
+    expect(note).to_contain_text("chose Old Tom and 林黛玉")
+    expect(note.locator(".reason")).not_to_be_empty()
+
+    # Both replies are on screen and still growing at the same time.
+    growing = ".turn .message.streaming .text"
+    page.wait_for_function(
+        f"[...document.querySelectorAll('{growing}')].filter(e => e.textContent.length > 8)"
+        ".length === 2"
+    )
+    first = page.locator(growing).evaluate_all("els => els.map(e => e.textContent.length)")
+    page.wait_for_function(
+        f"(before) => {{ const now = [...document.querySelectorAll('{growing}')]"
+        ".map(e => e.textContent.length);"
+        " return now.length === 2 && now[0] > before[0] && now[1] > before[1]; }",
+        arg=first,
+    )
+    boxes = [page.locator(".turn .message").nth(i).bounding_box() for i in range(2)]
+    assert boxes[0] and boxes[1] and boxes[0]["y"] == boxes[1]["y"]  # side by side
+    assert boxes[0]["x"] < boxes[1]["x"]
+    tab.shot("08-group-streaming")
+    expect(page.locator(".turn .message.streaming")).to_have_count(0, timeout=60_000)
+    expect(page.locator(".turn .message.status-complete")).to_have_count(2)
+    tab.shot("09-group")
+    page.set_viewport_size({"width": 360, "height": 740})
+    tab.assert_fits()
+    tab.shot("10-group-360")
+
+
+def test_admin_page_for_admins_only(tab: Tab, server: Server) -> None:
+    page = tab.page
+    member = username("cy")
+    member_token = server.register(member)
+
+    tab.log_in(member)
+    expect(page.get_by_role("link", name="Admin")).to_have_count(0)
+    tab.open("#/admin")
+    expect(page.get_by_role("alert")).to_contain_text("Administrators only")
+    assert server.call(member_token, "GET", "/api/admin/users").status_code == 403
+    tab.shot("11-admin-refused")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+    tab.log_in(ADMIN[0], ADMIN[1])
+    page.get_by_role("link", name="Admin").click()
+    row = page.locator("tr", has=page.get_by_role("rowheader", name=member, exact=True))
+    expect(row).to_contain_text("Active")
+    expect(page.get_by_role("heading", name="Background tasks")).to_be_visible()
+    expect(page.get_by_role("heading", name="LLM")).to_be_visible()
+
+    limit = page.get_by_label("Concurrent LLM calls (1–1000)")
+    limit.fill("32")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator(".stat", has_text="Limit").locator(".stat-value")).to_have_text("32")
+    admin_token = server.http.post(
+        "/api/auth/login", json={"username": ADMIN[0], "password": ADMIN[1]}
+    ).json()["token"]
+    llm = server.call(admin_token, "GET", "/api/admin/llm").json()
+    assert llm["limiter"]["total"] == 32
+
+    row.get_by_role("button", name=f"Disable {member}").click()
+    expect(row).to_contain_text("Disabled")
+    assert server.call(member_token, "GET", "/api/me").status_code == 401  # tokens revoked
+    tab.shot("12-admin", full_page=True)
+    row.get_by_role("button", name=f"Enable {member}").click()
+    expect(row).to_contain_text("Active")
+    page.set_viewport_size({"width": 360, "height": 740})
+    tab.assert_fits()
+
+
+def test_markup_from_users_and_models_is_shown_as_text(tab: Tab, server: Server) -> None:
+    page = tab.page
+    evil = "<img src=x onerror=alert(1)>"
+    name = username("dee")
+    server.register(name)
+    tab.log_in(name)
+    page.get_by_role("link", name="New character").first.click()
+    page.get_by_label("Name").fill(evil)
+    page.get_by_role("button", name="Create empty").click()
+    expect(page.get_by_role("heading", name=evil)).to_be_visible()
+    page.get_by_role("link", name="Characters").click()
+    expect(page.locator(".character-card h2")).to_have_text(evil)
+    page.get_by_role("link", name=f"Chat with {evil}").click()
+
+    box = page.get_by_label(f"Message to {evil}")
+    said = "<script>window.__xss = 1</script><b>bold</b><img src=y onerror=alert(2)>"
+    box.fill(f"<i>hi</i> [[fake:say={said}]]")
+    box.press("Enter")
+    reply = page.locator(".message.role-assistant .text").last
+    expect(reply).to_have_text(f"[fake] {said}")
+    expect(page.locator(".message.role-user .text")).to_have_text(f"<i>hi</i> [[fake:say={said}]]")
+    expect(page.locator(".chat-header h1")).to_have_text(evil)
+    page.reload()  # the stored reply, from history
+    expect(page.locator(".message.role-assistant .text").last).to_have_text(f"[fake] {said}")
+    for selector in ("main img", "main script", "main b", "main i"):
+        expect(page.locator(selector)).to_have_count(0)
+    assert page.evaluate("window.__xss") is None
+    assert tab.dialogs == []
+    tab.shot("13-markup-as-text")
