@@ -69,7 +69,7 @@ function categoryBoard() {
       if (event.status === "ok") {
         entry.cell.className = "category ok";
         entry.status.textContent = "Done";
-        replace(entry.body, categoryDetails(event.data));
+        replace(entry.body, categoryDetails(event.data, event.category));
       } else {
         entry.cell.className = "category failed";
         entry.status.textContent = "Failed";
@@ -135,10 +135,8 @@ export async function generateView(main, _params, { navigate }) {
         }, { signal: controller.signal }),
       );
     } catch (exc) {
-      showError(exc, error);
-      if (exc.name === "StreamDropped") {
-        showError({ message: "The connection dropped while generating. The character may still appear in your list in a moment." }, error);
-      }
+      const dropped = { message: "The connection dropped while generating. The character may still appear in your list in a moment." };
+      showError(exc.name === "StreamDropped" ? dropped : exc, error);
     }
     if (character) {
       replace(
@@ -218,7 +216,7 @@ export async function characterView(main, [id], { navigate }) {
       const data = character.profile?.[key];
       const regenerate = h("button", { type: "button", class: "secondary small", "aria-label": `Regenerate ${label}`, text: "Regenerate" });
       const status = h("span", { class: "category-status", text: data ? "" : "Empty" });
-      const body = h("div", { class: "category-body" }, data ? categoryDetails(data) : h("p", { class: "muted", text: "Not written yet." }));
+      const body = h("div", { class: "category-body" }, data ? categoryDetails(data, key) : h("p", { class: "muted", text: "Not written yet." }));
       const cell = h("li", { class: `category ${data ? "ok" : "pending"}`, dataset: { category: key } }, h("div", { class: "category-head" }, h("h3", { text: label }), status, regenerate), body);
       regenerate.addEventListener("click", async () => {
         cell.className = "category running";
@@ -230,7 +228,7 @@ export async function characterView(main, [id], { navigate }) {
               if (kind === "category") {
                 status.textContent = event.status === "ok" ? "Done" : "Failed";
                 cell.className = `category ${event.status === "ok" ? "ok" : "failed"}`;
-                replace(body, event.status === "ok" ? categoryDetails(event.data) : h("p", { class: "muted", text: String(event.error || "Failed.") }));
+                replace(body, event.status === "ok" ? categoryDetails(event.data, key) : h("p", { class: "muted", text: String(event.error || "Failed.") }));
               }
             }, { signal: controller.signal }),
           );
@@ -252,7 +250,7 @@ export async function characterView(main, [id], { navigate }) {
     const save = h("button", { type: "submit", class: "primary", text: "Save" });
     const cancel = h("button", { type: "button", class: "secondary", text: "Cancel", onclick: render });
     const error = errorLine();
-    const form = h("form", { class: "panel edit-form" }, field("Name", name), editors.map(([, e]) => e.fieldset), error, h("div", { class: "actions sticky-actions" }, cancel, save));
+    const form = h("form", { class: "panel edit-form" }, field("Character name", name), editors.map(([, e]) => e.fieldset), error, h("div", { class: "actions sticky-actions" }, cancel, save));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const profile = {};

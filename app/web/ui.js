@@ -20,10 +20,13 @@ export function fieldLabel(key) {
   return text[0].toUpperCase() + text.slice(1);
 }
 
-/** The fields of one category as a definition list (values inserted as text). */
-export function categoryDetails(data) {
+/** The fields of one category as a definition list (values inserted as text), in API.md's order. */
+export function categoryDetails(data, category) {
   const list = h("dl", { class: "category-fields" });
-  for (const [key, value] of Object.entries(data || {})) {
+  const known = CATEGORIES.find(([key]) => key === category)?.[2] || [];
+  const keys = [...known.filter((k) => data && k in data), ...Object.keys(data || {}).filter((k) => !known.includes(k))];
+  for (const key of keys) {
+    const value = data[key];
     if (value === null || value === undefined || value === "") continue;
     const shown = Array.isArray(value) ? value : [typeof value === "object" ? JSON.stringify(value) : String(value)];
     list.append(h("dt", { text: fieldLabel(key) }));

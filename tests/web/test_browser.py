@@ -5,6 +5,7 @@ looks like HTML shown as text. Each main screen is saved under tests/artifacts/w
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from playwright.sync_api import expect
 
@@ -227,3 +228,45 @@ def test_markup_from_users_and_models_is_shown_as_text(tab: Tab, server: Server)
     assert page.evaluate("window.__xss") is None
     assert tab.dialogs == []
     tab.shot("13-markup-as-text")
+
+
+def test_tree_controls_appear_only_with_the_tree_fields(tab: Tab, server: Server) -> None:
+    """Alternatives, edit and delete are hidden while messages lack `parent_id`/`sibling_*`, and
+    shown as soon as the server's messages carry them (here added to the answers in flight)."""
+    page = tab.page
+    name = username("eve")
+    token = server.register(name)
+    character = server.call(token, "POST", "/api/characters", json={"name": "Mira"}).json()
+    sent = server.call(token, "POST", f"/api/characters/{character['id']}/chat",
+                       json={"content": "Hello"})
+    assert sent.status_code == 200, sent.text
+    tab.log_in(name)
+    tab.open(f"#/chat/{character['id']}")
+    expect(page.locator(".message")).to_have_count(2)
+    expect(page.get_by_role("button", name="Copy this message")).to_have_count(2)
+    for control in ("Edit this message", "Delete this message", "Next alternative"):
+        expect(page.get_by_role("button", name=control)).to_have_count(0)
+
+    def with_tree_fields(route: Any) -> None:
+        page_json = route.fetch().json()
+        parent = None
+        for message in page_json["items"]:
+            alternatives = 2 if message["role"] == "assistant" else 1
+            message.update(parent_id=parent, sibling_index=0, sibling_count=alternatives)
+            parent = message["id"]
+        route.fulfill(json=page_json)
+
+    page.route("**/api/characters/*/chat/messages?*", with_tree_fields)
+    page.reload()
+    expect(page.get_by_role("button", name="Edit this message")).to_have_count(2)
+    expect(page.get_by_role("button", name="Delete this message")).to_have_count(2)
+    alternatives = page.get_by_role("group", name="Alternatives")
+    expect(alternatives).to_have_count(1)
+    expect(alternatives).to_contain_text("1/2")
+    expect(alternatives.get_by_role("button", name="Previous alternative")).to_be_disabled()
+    expect(alternatives.get_by_role("button", name="Next alternative")).to_be_enabled()
+    page.get_by_role("button", name="Edit this message").first.click()
+    expect(page.get_by_label("Edit message")).to_have_value("Hello")
+    expect(page.get_by_role("button", name="Send as new branch")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.get_by_label("Edit message")).to_have_count(0)
