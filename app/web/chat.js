@@ -103,7 +103,7 @@ export async function chatView(main, [id], { user, navigate }) {
   const composer = new Composer({
     label: `Message to ${character.name}`,
     placeholder: `Say something to ${character.name}…`,
-    onSend: (text) => generate(base, { content: text }, { clearComposer: true }),
+    onSend: (text) => generate(base, { content: text }, { sent: text }),
     onStop: stop,
   });
 
@@ -166,7 +166,7 @@ export async function chatView(main, [id], { user, navigate }) {
   }
 
   /** Run one streamed generation (send, regenerate, branch or follow) into the list. */
-  async function generate(path, body, { clearComposer = false, method = "POST", lastEventId = null, pending = null, eager = false } = {}) {
+  async function generate(path, body, { sent = null, method = "POST", lastEventId = null, pending = null, eager = false } = {}) {
     if (running) return;
     setRunning(true);
     status.textContent = "";
@@ -186,7 +186,7 @@ export async function chatView(main, [id], { user, navigate }) {
     try {
       result = await stream(method, path, body, (kind, data) => {
         if (kind === "user_message") {
-          if (clearComposer) composer.clear();
+          sent = null; // stored: nothing to put back in the box
           conversation.add(data);
           showPending();
         } else if (kind === "delta") {
@@ -215,6 +215,7 @@ export async function chatView(main, [id], { user, navigate }) {
       }
       if (reply && reply.text) reply.fail(exc.message);
       else reply?.node.remove();
+      if (sent !== null) composer.restore(sent);
       showError(exc);
       // After an `error` event the server keeps the partial text (status error): show it.
       if (exc instanceof ApiError && exc.status === 0) reload().catch(() => {});

@@ -44,12 +44,19 @@ export class Composer {
   submit() {
     const text = this.input.value;
     if (this.busy || !text.trim()) return;
+    this.clear();
     this.onSend(text);
   }
 
-  /** Clear the box after the message was accepted. */
   clear() {
     this.input.value = "";
+    this.autosize();
+  }
+
+  /** Put back a message the server did not take (unless something new was typed meanwhile). */
+  restore(text) {
+    if (this.input.value.trim()) return;
+    this.input.value = text;
     this.autosize();
   }
 

@@ -135,7 +135,7 @@ export async function groupView(main, [id], { user, navigate }) {
   const composer = new Composer({
     label: `Message to ${group.name}`,
     placeholder: `Say something to ${group.name}…`,
-    onSend: (text) => run(`${base}/messages`, { content: text }, { clearComposer: true }),
+    onSend: (text) => run(`${base}/messages`, { content: text }, { sent: text }),
     onStop: stop,
   });
 
@@ -188,7 +188,7 @@ export async function groupView(main, [id], { user, navigate }) {
   }
 
   /** One streamed group turn (or several, for `continue`). */
-  async function run(path, body, { clearComposer = false, method = "POST", lastEventId = null } = {}) {
+  async function run(path, body, { sent = null, method = "POST", lastEventId = null } = {}) {
     if (running) return;
     running = true;
     composer.setBusy(true);
@@ -202,7 +202,7 @@ export async function groupView(main, [id], { user, navigate }) {
     try {
       const result = await stream(method, path, body, (kind, data) => {
         if (kind === "user_message") {
-          if (clearComposer) composer.clear();
+          sent = null; // stored: nothing to put back in the box
           conversation.add(data);
         } else if (kind === "speakers") {
           const ids = data.character_ids.map(String);
@@ -258,6 +258,7 @@ export async function groupView(main, [id], { user, navigate }) {
         if (pending.text) pending.fail(exc.message);
         else pending.node.remove();
       }
+      if (sent !== null) composer.restore(sent);
       if (exc.name === "StreamDropped") status.textContent = DROPPED_TEXT;
       else showError(exc);
       if (exc instanceof ApiError && exc.status === 0) reload().catch(() => {});

@@ -270,3 +270,25 @@ def test_tree_controls_appear_only_with_the_tree_fields(tab: Tab, server: Server
     expect(page.get_by_role("button", name="Send as new branch")).to_be_visible()
     page.keyboard.press("Escape")
     expect(page.get_by_label("Edit message")).to_have_count(0)
+
+
+def test_api_errors_are_shown_as_their_human_message(tab: Tab, server: Server) -> None:
+    page = tab.page
+    taken = username("fay")
+    server.register(taken)
+    tab.open("#/login")
+    page.get_by_label("Username").fill(taken)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in", exact=True).click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
+    page.get_by_role("button", name="Create an account").click()
+    page.get_by_label("Username").fill(taken)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_role("alert")).to_have_text("That username is taken.")
+    assert "{" not in (page.get_by_role("alert").text_content() or "")  # never raw JSON
+    tab.shot("14-error-message")
+    # The browser itself logs the two refused requests; nothing else may be logged.
+    refused = [e for e in tab.errors if "status of 401" in e or "status of 409" in e]
+    assert len(refused) == len(tab.errors) <= 2, tab.errors
+    tab.errors.clear()
