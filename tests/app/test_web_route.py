@@ -4,13 +4,26 @@ prefix, cached for good, while the page itself is always revalidated."""
 from __future__ import annotations
 
 import re
+import tomllib
+from fnmatch import fnmatch
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
 
 from app.routes import web
+from tests.app.cliproc import ROOT
 from tests.app.harness import Live
+
+
+def test_every_web_file_is_package_data() -> None:
+    """An installed (non-editable) FastNPC has the page: pyproject's package-data covers it."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["app"]
+    files = [p.relative_to(web.WEB_DIR.parent).as_posix() for p in web.WEB_DIR.iterdir()]
+    assert "web/index.html" in files and "web/app.js" in files
+    for name in files:
+        assert any(fnmatch(name, pattern) for pattern in patterns), name
 
 
 class _Assets(HTMLParser):

@@ -4,6 +4,8 @@ looks like HTML shown as text. Each main screen is saved under tests/artifacts/w
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 from typing import Any
 
@@ -130,7 +132,9 @@ def test_group_turn_streams_replies_side_by_side(tab: Tab, server: Server) -> No
     box.press("Enter")
     note = page.locator(".moderator-note")
     expect(note).to_contain_text("Moderator")
-    expect(note).to_contain_text("chose Old Tom and 林黛玉")
+    expect(note.locator(".chosen")).to_have_text(
+        re.compile(r"^chose (Old Tom and 林黛玉|林黛玉 and Old Tom)$")  # in the moderator's order
+    )
     expect(note.locator(".reason")).not_to_be_empty()
 
     # Both replies are on screen and still growing at the same time.
@@ -292,3 +296,35 @@ def test_api_errors_are_shown_as_their_human_message(tab: Tab, server: Server) -
     refused = [e for e in tab.errors if "status of 401" in e or "status of 409" in e]
     assert len(refused) == len(tab.errors) <= 2, tab.errors
     tab.errors.clear()
+
+
+def test_a_dropped_stream_says_what_happened(tab: Tab, server: Server) -> None:
+    """A stream cut before its terminal event (here: the answer ends after one delta) leaves the
+    partial text on screen and says what happened; the box is usable again."""
+    page = tab.page
+    name = username("gus")
+    token = server.register(name)
+    character = server.call(token, "POST", "/api/characters", json={"name": "Mira"}).json()
+    tab.log_in(name)
+    tab.open(f"#/chat/{character['id']}")
+    user_message = {"id": "999", "role": "user", "content": "Hello", "character_id": None,
+                    "status": "complete", "created_at": "2026-11-30T12:00:00Z"}
+    cut = (
+        f"id: 1\nevent: user_message\ndata: {json.dumps(user_message)}\n\n"
+        'id: 2\nevent: delta\ndata: {"text": "[fake] Half a sen"}\n\n'
+    )
+
+    def cut_short(route: Any) -> None:
+        if route.request.method == "POST":
+            route.fulfill(status=200, content_type="text/event-stream", body=cut)
+        else:
+            route.fallback()
+
+    page.route(f"**/api/characters/{character['id']}/chat", cut_short)
+    box = page.get_by_label("Message to Mira")
+    box.fill("Hello")
+    box.press("Enter")
+    expect(page.locator(".message.role-user .text")).to_have_text("Hello")
+    expect(page.locator(".message.role-assistant .text")).to_have_text("[fake] Half a sen")
+    expect(page.get_by_role("status").filter(has_text="connection dropped")).to_be_visible()
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
