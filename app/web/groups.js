@@ -7,7 +7,7 @@ import { Composer } from "./composer.js";
 import { Conversation, PendingReply } from "./messages.js";
 import { DROPPED_TEXT, memoryPanel } from "./chat.js";
 import { hasRoute } from "./features.js";
-import { busy, confirmDialog, emptyState, errorLine, notify, pageHeader, showError } from "./ui.js";
+import { busy, confirmDialog, emptyState, errorLine, pageHeader, showError } from "./ui.js";
 
 const STRATEGIES = {
   moderator: "Moderator picks who answers",
@@ -121,10 +121,10 @@ export async function groupView(main, [id], { user, navigate }) {
     who: (message) => byId.get(String(message.character_id)) || { id: message.character_id, name: "Unknown" },
     userName: user.username,
     onChanged: reload,
+    regenerateNeedsTree: true,
     onRegenerate: (message) => {
-      if (!conversation.tree) return notify("Regenerating a group reply needs a newer server.");
       conversation.truncateAt(message);
-      run(`${base}/messages/${encodeURIComponent(message.id)}/regenerate`, undefined);
+      run(`${base}/messages/${encodeURIComponent(message.id)}/regenerate`, undefined, { fallbackSpeaker: message.character_id });
     },
     onBranch: (message, content) => {
       conversation.truncateAt(message);
@@ -188,7 +188,7 @@ export async function groupView(main, [id], { user, navigate }) {
   }
 
   /** One streamed group turn (or several, for `continue`). */
-  async function run(path, body, { sent = null, method = "POST", lastEventId = null } = {}) {
+  async function run(path, body, { sent = null, method = "POST", lastEventId = null, fallbackSpeaker = null } = {}) {
     if (running) return;
     running = true;
     composer.setBusy(true);
@@ -197,7 +197,22 @@ export async function groupView(main, [id], { user, navigate }) {
     controller = new AbortController();
     const signal = controller.signal;
     let pendings = new Map();
+    let currentTurn = null;
     let handedOff = false;
+    // A reply regenerated alone has no `speakers` event: its card is made when its text arrives.
+    const pendingFor = (cid) => {
+      if (!pendings.has(cid)) {
+        if (!currentTurn) {
+          const last = conversation.list.lastElementChild;
+          currentTurn = last?.classList.contains("turn") ? { node: last, replies: last.querySelector(".turn-replies") } : turnNode(null);
+          if (currentTurn.node !== last) conversation.list.append(currentTurn.node);
+        }
+        const pending = new PendingReply(byId.get(cid) || { id: cid, name: "Unknown" }, { tag: "div" });
+        pendings.set(cid, pending);
+        currentTurn.replies.append(pending.node);
+      }
+      return pendings.get(cid);
+    };
     const speakerName = (cid) => (byId.get(String(cid)) || { name: "Unknown" }).name;
     try {
       const result = await stream(method, path, body, (kind, data) => {
@@ -215,6 +230,7 @@ export async function groupView(main, [id], { user, navigate }) {
             data.reason ? h("span", { class: "reason", text: `— ${data.reason}` }) : null,
           );
           const turn = turnNode(note);
+          currentTurn = turn;
           pendings = new Map();
           for (const cid of ids) {
             const pending = new PendingReply(byId.get(cid) || { id: cid, name: "Unknown" }, { tag: "div" });
@@ -226,12 +242,12 @@ export async function groupView(main, [id], { user, navigate }) {
           announcer.textContent = chosen.length ? `${listNames(chosen)} will answer.` : "Nobody answers.";
           conversation.scrollToEnd();
         } else if (kind === "delta") {
-          pendings.get(String(data.character_id))?.append(data.text);
+          pendingFor(String(data.character_id ?? fallbackSpeaker)).append(data.text);
           conversation.scrollToEnd();
         } else if (kind === "reply") {
-          const pending = pendings.get(String(data.character_id));
+          const pending = pendingFor(String(data.character_id));
           const node = conversation.messageNode(data, { tag: "div" });
-          if (pending) pending.node.replaceWith(node);
+          pending.node.replaceWith(node);
           pendings.delete(String(data.character_id));
           conversation.messages.push(data);
           conversation.tree = conversation.tree || "parent_id" in data;

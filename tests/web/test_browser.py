@@ -328,3 +328,38 @@ def test_a_dropped_stream_says_what_happened(tab: Tab, server: Server) -> None:
     expect(page.locator(".message.role-assistant .text")).to_have_text("[fake] Half a sen")
     expect(page.get_by_role("status").filter(has_text="connection dropped")).to_be_visible()
     expect(page.get_by_role("button", name="Send")).to_be_visible()
+
+
+def test_sse_parser_handles_any_chunking(tab: Tab) -> None:
+    """The page's SSE parser (app/web/sse.js), run in the browser: events split across reads at
+    every position, CRLF split between reads, comments, multi-line data, ids."""
+    page = tab.page
+    tab.open("#/login")
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+    stream = (
+        ": ping\r\n\r\nid: 1\r\nevent: delta\r\ndata: {\"text\": \"龍 a\\nb\"}\r\n\r\n"
+        "id: 2\nevent: x\ndata: one\ndata: two\n\nevent: done\ndata: {}\n\n"
+    )
+    result = page.evaluate(
+        """async (text) => {
+          const src = document.querySelector('script[type=module]').src;
+          const { SSEParser } = await import(src.replace('app.js', 'sse.js'));
+          const runs = [];
+          for (let cut = 0; cut <= text.length; cut++) {
+            const parser = new SSEParser();
+            runs.push([...parser.push(text.slice(0, cut)), ...parser.push(text.slice(cut))]);
+          }
+          const byChar = new SSEParser();
+          runs.push([...text].flatMap((c) => byChar.push(c)));
+          return runs;
+        }""",
+        stream,
+    )
+    expected = [
+        {"event": "delta", "data": '{"text": "龍 a\\nb"}', "id": "1"},
+        {"event": "x", "data": "one\ntwo", "id": "2"},
+        {"event": "done", "data": "{}", "id": "2"},
+    ]
+    assert len(result) == len(stream) + 2
+    for run in result:
+        assert run == expected
