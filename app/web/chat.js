@@ -173,6 +173,7 @@ export async function chatView(main, [id], { user, navigate }) {
     conversation.list.querySelector(".chat-empty")?.remove();
     controller = new AbortController();
     const signal = controller.signal;
+    const isSend = sent !== null;
     let reply = pending;
     const showPending = () => {
       if (reply) return;
@@ -223,7 +224,8 @@ export async function chatView(main, [id], { user, navigate }) {
       if (!signal.aborted && !handedOff) setRunning(false);
     }
     if (result && result.status === "idle") reply?.node.remove();
-    if (result && result.status === "done" && conversation.tree) await reload().catch(() => {});
+    // The tree fields (sibling counts) and, after a regenerate or a branch, the path itself.
+    if (result && result.status === "done" && (conversation.tree || !isSend)) await reload().catch(() => {});
   }
 
   /** Follow the generation running in this conversation, if the server can; true when it does. */
