@@ -82,7 +82,12 @@ export const DROPPED_TEXT = "The connection dropped. The reply is still being wr
 export async function chatView(main, [id], { user, navigate }) {
   const characterPath = `/api/characters/${encodeURIComponent(id)}`;
   const base = `${characterPath}/chat`;
-  const [character, page] = await Promise.all([api("GET", characterPath), api("GET", `${base}/messages?limit=50`)]);
+  const [character, page, branchRoute, regenerateRoute] = await Promise.all([
+    api("GET", characterPath),
+    api("GET", `${base}/messages?limit=50`),
+    hasRoute("POST", "/api/characters/{}/chat/messages/{}/branch"),
+    hasRoute("POST", "/api/characters/{}/chat/messages/{}/regenerate"),
+  ]);
   let controller = null;
   let running = false;
 
@@ -99,6 +104,7 @@ export async function chatView(main, [id], { user, navigate }) {
       generate(`${base}/messages/${encodeURIComponent(message.id)}/branch`, { content });
     },
     isBusy: () => running,
+    routes: { branch: branchRoute, regenerate: regenerateRoute },
   });
   const composer = new Composer({
     label: `Message to ${character.name}`,
@@ -160,7 +166,7 @@ export async function chatView(main, [id], { user, navigate }) {
   function regenerate(message) {
     const last = [...conversation.messages].reverse().find((m) => m.role === "assistant");
     const isLast = last && last.id === message.id;
-    if (!isLast && !conversation.tree) return;
+    if (!isLast && !(conversation.tree && regenerateRoute)) return;
     conversation.truncateAt(message);
     generate(isLast ? `${base}/regenerate` : `${base}/messages/${encodeURIComponent(message.id)}/regenerate`, undefined, { eager: true });
   }

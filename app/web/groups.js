@@ -108,7 +108,13 @@ function turnNode(note) {
 
 export async function groupView(main, [id], { user, navigate }) {
   const base = `/api/groups/${encodeURIComponent(id)}`;
-  const [group, page, { items: characters }] = await Promise.all([api("GET", base), api("GET", `${base}/messages?limit=50`), api("GET", "/api/characters")]);
+  const [group, page, { items: characters }, branchRoute, regenerateRoute] = await Promise.all([
+    api("GET", base),
+    api("GET", `${base}/messages?limit=50`),
+    api("GET", "/api/characters"),
+    hasRoute("POST", "/api/groups/{}/messages/{}/branch"),
+    hasRoute("POST", "/api/groups/{}/messages/{}/regenerate"),
+  ]);
   const byId = new Map(characters.map((c) => [String(c.id), c]));
   const members = group.character_ids.map((cid) => byId.get(String(cid)) || { id: cid, name: "Unknown" });
   let running = false;
@@ -121,7 +127,8 @@ export async function groupView(main, [id], { user, navigate }) {
     who: (message) => byId.get(String(message.character_id)) || { id: message.character_id, name: "Unknown" },
     userName: user.username,
     onChanged: reload,
-    regenerateNeedsTree: true,
+    lastRegenerates: false, // a group reply is regenerated only through the per-message route
+    routes: { branch: branchRoute, regenerate: regenerateRoute },
     onRegenerate: (message) => {
       conversation.truncateAt(message);
       run(`${base}/messages/${encodeURIComponent(message.id)}/regenerate`, undefined, { fallbackSpeaker: message.character_id });

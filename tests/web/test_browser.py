@@ -9,6 +9,7 @@ import re
 import secrets
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.web.conftest import ADMIN, PASSWORD, Server, Tab
@@ -234,9 +235,10 @@ def test_markup_from_users_and_models_is_shown_as_text(tab: Tab, server: Server)
     tab.shot("13-markup-as-text")
 
 
-def test_tree_controls_appear_only_with_the_tree_fields(tab: Tab, server: Server) -> None:
-    """Alternatives, edit and delete are hidden while messages lack `parent_id`/`sibling_*`, and
-    shown as soon as the server's messages carry them (here added to the answers in flight)."""
+def test_tree_controls_follow_the_tree_fields(tab: Tab, server: Server) -> None:
+    """Alternatives, edit and delete are hidden when messages lack `parent_id`/`sibling_*` and
+    shown when they carry them (here removed or added in flight, whatever this server sends);
+    "Send as new branch" only when the server documents the branch route."""
     page = tab.page
     name = username("eve")
     token = server.register(name)
@@ -244,12 +246,16 @@ def test_tree_controls_appear_only_with_the_tree_fields(tab: Tab, server: Server
     sent = server.call(token, "POST", f"/api/characters/{character['id']}/chat",
                        json={"content": "Hello"})
     assert sent.status_code == 200, sent.text
-    tab.log_in(name)
-    tab.open(f"#/chat/{character['id']}")
-    expect(page.locator(".message")).to_have_count(2)
-    expect(page.get_by_role("button", name="Copy this message")).to_have_count(2)
-    for control in ("Edit this message", "Delete this message", "Next alternative"):
-        expect(page.get_by_role("button", name=control)).to_have_count(0)
+    paths = server.http.get("/openapi.json").json()["paths"]
+    has_branch = any(p.endswith("/chat/messages/{message_id}/branch") for p in paths)
+    tree_fields = ("parent_id", "sibling_index", "sibling_count")
+
+    def without_tree_fields(route: Any) -> None:
+        page_json = route.fetch().json()
+        for message in page_json["items"]:
+            for key in tree_fields:
+                message.pop(key, None)
+        route.fulfill(json=page_json)
 
     def with_tree_fields(route: Any) -> None:
         page_json = route.fetch().json()
@@ -260,7 +266,17 @@ def test_tree_controls_appear_only_with_the_tree_fields(tab: Tab, server: Server
             parent = message["id"]
         route.fulfill(json=page_json)
 
-    page.route("**/api/characters/*/chat/messages?*", with_tree_fields)
+    history = "**/api/characters/*/chat/messages?*"
+    page.route(history, without_tree_fields)
+    tab.log_in(name)
+    tab.open(f"#/chat/{character['id']}")
+    expect(page.locator(".message")).to_have_count(2)
+    expect(page.get_by_role("button", name="Copy this message")).to_have_count(2)
+    for control in ("Edit this message", "Delete this message", "Next alternative"):
+        expect(page.get_by_role("button", name=control)).to_have_count(0)
+
+    page.unroute(history)
+    page.route(history, with_tree_fields)
     page.reload()
     expect(page.get_by_role("button", name="Edit this message")).to_have_count(2)
     expect(page.get_by_role("button", name="Delete this message")).to_have_count(2)
@@ -271,9 +287,57 @@ def test_tree_controls_appear_only_with_the_tree_fields(tab: Tab, server: Server
     expect(alternatives.get_by_role("button", name="Next alternative")).to_be_enabled()
     page.get_by_role("button", name="Edit this message").first.click()
     expect(page.get_by_label("Edit message")).to_have_value("Hello")
-    expect(page.get_by_role("button", name="Send as new branch")).to_be_visible()
+    expect(page.get_by_role("button", name="Send as new branch")).to_have_count(int(has_branch))
     page.keyboard.press("Escape")
     expect(page.get_by_label("Edit message")).to_have_count(0)
+
+
+def test_alternatives_edit_and_delete_on_a_real_tree(tab: Tab, server: Server) -> None:
+    """Against a server with conversation trees: ‹ 2/2 › switches the reply shown (select),
+    Edit changes a message in place, Delete removes a reply and its alternative takes its place."""
+    paths = server.http.get("/openapi.json").json()["paths"]
+    if not any(p.endswith("/chat/import") for p in paths):
+        pytest.skip("this server has no conversation trees yet (no .../chat/import route)")
+    page = tab.page
+    name = username("hal")
+    token = server.register(name)
+    character = server.call(token, "POST", "/api/characters", json={"name": "Mira"}).json()
+    tree = {
+        "format": "fastnpc-conversation",
+        "version": 1,
+        "messages": [
+            {"id": "1", "role": "user", "content": "Hi", "parent_id": None},
+            {"id": "2", "role": "assistant", "content": "First answer", "parent_id": "1"},
+            {"id": "3", "role": "assistant", "content": "Second answer", "parent_id": "1"},
+        ],
+        "active_leaf_id": "3",
+    }
+    r = server.call(token, "POST", f"/api/characters/{character['id']}/chat/import", json=tree)
+    assert r.status_code == 200, r.text
+    tab.log_in(name)
+    tab.open(f"#/chat/{character['id']}")
+    reply = page.locator(".message.role-assistant")
+    expect(reply.locator(".text")).to_have_text("Second answer")
+    expect(reply.get_by_role("group", name="Alternatives")).to_contain_text("2/2")
+    reply.get_by_role("button", name="Previous alternative").click()
+    expect(reply.locator(".text")).to_have_text("First answer")
+    expect(reply.get_by_role("group", name="Alternatives")).to_contain_text("1/2")
+    tab.shot("15-alternatives")
+
+    user = page.locator(".message.role-user")
+    user.get_by_role("button", name="Edit this message").click()
+    page.get_by_label("Edit message").fill("Hello there")
+    page.get_by_role("button", name="Save").click()
+    expect(user.locator(".text")).to_have_text("Hello there")
+    expect(user.locator(".meta")).to_contain_text("edited")
+
+    reply.get_by_role("button", name="Delete this message").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(reply.locator(".text")).to_have_text("Second answer")
+    expect(page.get_by_role("group", name="Alternatives")).to_have_count(0)
+    page.reload()
+    expect(page.locator(".message.role-user .text")).to_have_text("Hello there")
+    expect(page.locator(".message.role-assistant .text")).to_have_text("Second answer")
 
 
 def test_api_errors_are_shown_as_their_human_message(tab: Tab, server: Server) -> None:
