@@ -427,3 +427,43 @@ def test_sse_parser_handles_any_chunking(tab: Tab) -> None:
     assert len(result) == len(stream) + 2
     for run in result:
         assert run == expected
+
+
+def test_edit_and_delete_a_character(tab: Tab, server: Server) -> None:
+    page = tab.page
+    name = username("ivy")
+    token = server.register(name)
+    character = server.call(token, "POST", "/api/characters", json={"name": "王熙凤"}).json()
+    tab.log_in(name)
+    page.get_by_role("link", name="Profile of 王熙凤").click()
+    expect(page.locator(".category.pending")).to_have_count(8)  # created empty: nothing written
+    page.get_by_role("button", name="Edit", exact=True).click()
+    page.get_by_label("Character name").fill("王熙凤 Wang Xifeng")
+    page.get_by_role("group", name="Identity").get_by_label("Age").fill("二十岁")
+    page.get_by_role("group", name="Backstory").get_by_label("Experiences (one per line)").fill(
+        "ran the household\nlent money at interest"
+    )
+    tab.shot("16-edit-character")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("heading", name="王熙凤 Wang Xifeng")).to_be_visible()
+    identity = page.locator('.category[data-category="identity"]')
+    expect(identity).to_contain_text("二十岁")
+    expect(page.locator('.category[data-category="backstory"] li')).to_have_text(
+        ["ran the household", "lent money at interest"]
+    )
+    stored = server.call(token, "GET", f"/api/characters/{character['id']}").json()
+    assert stored["name"] == "王熙凤 Wang Xifeng"
+    assert stored["profile"]["identity"]["age"] == "二十岁"
+    assert stored["profile"]["backstory"]["experiences"] == [
+        "ran the household", "lent money at interest"
+    ]
+
+    page.get_by_role("button", name="Delete", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Delete 王熙凤 Wang Xifeng?")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("heading", name="王熙凤 Wang Xifeng")).to_be_visible()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("heading", name="No characters yet")).to_be_visible()
+    assert server.call(token, "GET", f"/api/characters/{character['id']}").status_code == 404
