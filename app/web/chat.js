@@ -23,10 +23,12 @@ export function memoryPanel(base, { title = "Memories", extra = null, query = ()
     h("div", { class: "actions" }, refresh, compress),
     list,
   );
+  let shown = 0;
   async function load() {
     try {
       const q = query();
       const { items } = await api("GET", `${base}/memories${q ? `?${q}` : ""}`);
+      shown = items.length;
       replace(list);
       if (!items.length) list.append(h("li", { class: "muted", text: "No memories yet. They appear once the conversation grows." }));
       for (const memory of items) {
@@ -49,12 +51,23 @@ export function memoryPanel(base, { title = "Memories", extra = null, query = ()
     } catch (exc) {
       showError(exc);
     }
+    return shown;
+  }
+  /** After "Compress now": look again every 1.5 s (up to 30 s) until new memories show. */
+  async function watch() {
+    const before = shown;
+    for (let i = 0; i < 20; i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      if (panel.hidden || !panel.isConnected) return;
+      if ((await load()) > before) return;
+    }
   }
   refresh.addEventListener("click", load);
   compress?.addEventListener("click", async () => {
     try {
       const { queued } = await busy(compress, "Queued…", () => api("POST", `${base}/compress`));
-      notify(queued ? "Compression queued; refresh in a moment." : "Nothing to compress yet.");
+      notify(queued ? "Compressing older messages into memories…" : "Nothing to compress yet.");
+      if (queued) watch();
     } catch (exc) {
       showError(exc);
     }

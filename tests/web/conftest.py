@@ -77,7 +77,12 @@ def _wait_ready(process: subprocess.Popen[bytes], deadline: float) -> str:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     db = tmp_path_factory.mktemp("web") / "fastnpc.db"
-    env = cli_env(db, FASTNPC_ADMIN_USERNAME=ADMIN[0], FASTNPC_ADMIN_PASSWORD=ADMIN[1])
+    env = cli_env(
+        db,
+        FASTNPC_ADMIN_USERNAME=ADMIN[0],
+        FASTNPC_ADMIN_PASSWORD=ADMIN[1],
+        FASTNPC_MEMORY_KEEP_RECENT="2",  # "Compress now" has something to do after two turns
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", "0", "--fake-llm"],
         cwd=ROOT,

@@ -467,3 +467,26 @@ def test_edit_and_delete_a_character(tab: Tab, server: Server) -> None:
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     expect(page.get_by_role("heading", name="No characters yet")).to_be_visible()
     assert server.call(token, "GET", f"/api/characters/{character['id']}").status_code == 404
+
+
+def test_memories_of_a_conversation(tab: Tab, server: Server) -> None:
+    """"Compress now" summarises older messages in the background; the panel shows the memories
+    as they arrive (the server keeps the newest two messages uncompressed here)."""
+    page = tab.page
+    name = username("jo")
+    token = server.register(name)
+    character = server.call(token, "POST", "/api/characters", json={"name": "Mira"}).json()
+    for text in ("The lighthouse went dark.", "Who was on watch?", "Tell me about the keeper."):
+        r = server.call(token, "POST", f"/api/characters/{character['id']}/chat",
+                        json={"content": text})
+        assert r.status_code == 200, r.text
+    tab.log_in(name)
+    tab.open(f"#/chat/{character['id']}")
+    page.get_by_role("button", name="Memories").click()
+    panel = page.get_by_role("complementary", name="Memories")
+    expect(panel).to_contain_text("No memories yet")
+    panel.get_by_role("button", name="Compress now").click()
+    expect(panel.locator(".memory")).not_to_have_count(0, timeout=30_000)
+    expect(panel.locator(".memory .badge").first).to_have_text(re.compile("Short-term|Long-term"))
+    assert (panel.locator(".memory p").first.text_content() or "").strip()
+    tab.shot("17-memories")
