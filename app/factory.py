@@ -22,6 +22,7 @@ from app.routes import (
     media,
     persona,
     tree,
+    web,
 )
 from app.services.container import Services, run_services
 from app.settings import Settings
@@ -54,7 +55,7 @@ def create_app(
     )
     install_error_handlers(app)
     for module in (
-        health, auth, characters, chat, groups, tree, admin, docs, persona, media, lorebooks
+        health, auth, characters, chat, groups, tree, admin, docs, persona, media, lorebooks, web
     ):
         app.register_blueprint(module.bp)
 

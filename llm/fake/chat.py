@@ -14,6 +14,7 @@ import trio
 
 from llm.fake.behaviour import InvalidFakeConfig
 from llm.fake.content import (
+    FAKE_MARK,
     estimate_prompt_tokens,
     last_user_text,
     reply_text,
@@ -115,7 +116,7 @@ def _plan(
     fault = _choose_fault(fake, directives, seed, last_user_text(messages))
     chunk_chars = directives.chunk_chars or behaviour.chunk_chars
     tokens = behaviour.tokens if directives.tokens is None else directives.tokens
-    text = _content(body, messages, seed, tokens * chunk_chars, fault)
+    text = _content(body, messages, seed, tokens * chunk_chars, fault, directives.say)
     pieces = split_chunks(text, chunk_chars)
     finish_reason = "stop"
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
@@ -165,7 +166,12 @@ def _choose_fault(
 
 
 def _content(
-    body: dict[str, Any], messages: Sequence[Any], seed: int, length: int, fault: Fault | None
+    body: dict[str, Any],
+    messages: Sequence[Any],
+    seed: int,
+    length: int,
+    fault: Fault | None,
+    say: str | None = None,
 ) -> str:
     response_format = body.get("response_format")
     if not isinstance(response_format, Mapping):
@@ -179,6 +185,8 @@ def _content(
         value = schema_instance(schema, seed, candidates=candidates_in(messages))
     elif kind == "json_object":
         value = {"text": reply_text(messages, 80, seed).strip()}
+    elif say is not None:
+        return FAKE_MARK + say
     else:
         return reply_text(messages, length, seed)
     text = json.dumps(value, ensure_ascii=False)

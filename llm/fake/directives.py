@@ -10,6 +10,7 @@ Grammar (one setting per directive, any number of directives, anywhere in any me
                | "keepalive=" SECONDS     keep-alive comment interval (0 = none)
                | "usage=" STYLE           empty_choices | empty_delta_choice
                | "fault=" FAULT
+               | "say=" TEXT              a plain reply is "[fake] " + TEXT (no "]" in TEXT)
     FAULT     := NAME (":" PARAM "=" VALUE)*
     NAME      := "http_" STATUS           e.g. http_500, http_402
                | "rate_limit"             http_429
@@ -63,6 +64,8 @@ class Directives:
     fault_times: int | None = None
     fault_text: str | None = None
     """The directive's text, which keys the ``times`` counter."""
+    say: str | None = None
+    """The text of a plain (non-JSON) reply after `FAKE_MARK`, instead of the generated one."""
 
 
 def parse_directives(messages: Sequence[Mapping[str, Any]]) -> Directives:
@@ -95,6 +98,8 @@ def _apply(result: Directives, key: str, value: str, text: str) -> None:
             if value not in USAGE_CHUNK_STYLES:
                 raise InvalidFakeConfig(f"unknown usage style {value!r}")
             result.usage_style = value  # type: ignore[assignment]
+        elif key == "say":
+            result.say = value
         elif key == "fault":
             result.fault, result.fault_times = _parse_fault(value)
             result.fault_text = text

@@ -194,6 +194,15 @@ async def test_directive_tokens_and_usage(client: httpx.AsyncClient) -> None:
     assert [e for e in events if e.data][-2].json["choices"] == []
 
 
+async def test_directive_say_sets_the_reply_text(client: httpx.AsyncClient) -> None:
+    text = "hi [[fake:say=<script>alert(1)</script> & 你好]] [[fake:chunk=3]]"
+    events = parse_events((await client.post("/chat/completions", json=chat(text))).text)
+    assert content_of(events) == "[fake] <script>alert(1)</script> & 你好"
+    structured = chat(text, response_format={"type": "json_object"})
+    reply = await client.post("/chat/completions", json=structured)
+    assert "<script>" not in content_of(parse_events(reply.text))  # JSON replies keep their shape
+
+
 async def test_last_user_message_directives_win(client: httpx.AsyncClient) -> None:
     body = chat("[[fake:tokens=2]]")
     body["messages"].insert(1, {"role": "user", "content": "earlier [[fake:tokens=7]]"})
