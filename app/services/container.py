@@ -26,6 +26,7 @@ from app.services.personas import PersonaService
 from app.services.runs import RunRegistry
 from app.services.spool import ReplySpool
 from app.settings import Settings
+from app.sources import SourceClient, open_sources
 from storage import Database, open_database
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Services:
     personas: PersonaService
     cards: CardService
     tree: ConversationTreeService
+    sources: SourceClient
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -100,6 +102,7 @@ async def run_services(
     async with (
         open_database(settings.database_url, pool_size=settings.db_pool_size) as db,
         llm.make_http_client(settings.llm) as http,
+        open_sources(settings.sources) as sources,
         trio.open_nursery() as background,
         trio.open_nursery() as generations_nursery,
     ):
@@ -122,7 +125,7 @@ async def run_services(
             hash_concurrency=settings.password_hash_concurrency,
             hasher=hasher,
         )
-        character_service = CharacterService(db, client, runs)
+        character_service = CharacterService(db, client, runs, sources)
         services = Services(
             settings=settings,
             db=db,
@@ -147,6 +150,7 @@ async def run_services(
             personas=PersonaService(db),
             cards=CardService(db, character_service, runs),
             tree=ConversationTreeService(db, memory),
+            sources=sources,
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
