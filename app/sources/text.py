@@ -28,7 +28,7 @@ _WIKIPEDIA_NOISE = (
 )
 _BAIKE_NOISE = (
     "style, script, noscript, sup, .sup-anchor, .lemma-album, .album-list, .edit-icon, "
-    "[class*=editLemma], [class*=lemmaReference], .lemma-reference"
+    "[class*=editLemma], [class*=lemmaReference], .lemma-reference, .title-prefix"
 )
 
 
@@ -82,7 +82,15 @@ def _blocks(node: LexborNode) -> Iterator[str]:
 
 
 def _joined(lines: Iterator[str]) -> str:
-    return "\n".join(lines).strip()
+    """The lines as one text, without headings of sections left empty (references)."""
+    kept: list[str] = []
+    for line in lines:
+        if line.startswith("\n") and kept and kept[-1].startswith("\n"):
+            kept.pop()
+        kept.append(line)
+    if kept and kept[-1].startswith("\n"):
+        kept.pop()
+    return "\n".join(kept).strip()
 
 
 def wikipedia_text(html: bytes | str) -> str:
@@ -126,7 +134,8 @@ def baike_page(html: bytes | str, page_url: str) -> BaikePage:
     title_node = tree.css_first(".lemmaWgt-lemmaTitle-title h1, [class*=lemmaTitle] h1, h1")
     title = _text(title_node) if title_node is not None else ""
     senses = []
-    for item in tree.css(".polysemantList-wrapper .item, [class*=polysemantList] li"):
+    items = tree.css(".polysemantList-wrapper .item") or tree.css("[class*=polysemantList] li")
+    for item in items:
         link = item if item.tag == "a" else item.css_first("a")
         href = None if link is None else link.attributes.get("href")
         if description := _text(item):
@@ -137,7 +146,8 @@ def baike_page(html: bytes | str, page_url: str) -> BaikePage:
         summary.decompose()
     for box in tree.css(".basic-info, [class*=basicInfo_]")[:1]:
         pairs = zip(box.css("dt"), box.css("dd"), strict=False)
-        lines.extend(f"{_text(n)}: {_text(v)}" for n, v in pairs if _text(n))
+        # labels are spaced out to a common width (`别　　名`)
+        lines.extend(f"{_text(n).replace(' ', '')}: {_text(v)}" for n, v in pairs if _text(n))
         box.decompose()
     body = tree.css_first(".main-content, [class*=mainContent], .J-lemma-content")
     if body is not None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import unquote
 
@@ -16,6 +17,8 @@ from app.sources.models import SearchItem, SourcePage
 from app.sources.text import wikipedia_text
 
 SEARCH_LIMIT = 10
+# the variant paths of Chinese Wikipedia's article URLs (`/zh-cn/苏轼`)
+_ZH_VARIANTS = ("zh", "zh-cn", "zh-hans", "zh-hant", "zh-tw", "zh-hk", "zh-sg", "zh-mo", "zh-my")
 
 
 def _common(lang: str) -> dict[str, str]:
@@ -86,14 +89,20 @@ class Wikipedia:
         ]
 
     def title_of(self, url: str, lang: str) -> str:
-        """The page title in a page URL of this wiki (``/wiki/Title`` or ``?title=Title``)."""
+        """The page title in a page URL of this wiki: ``/wiki/Title`` beside ``/w/api.php``
+        (or a Chinese variant's ``/zh-cn/Title``), or ``index.php?title=Title``."""
         parsed = httpx.URL(url)
-        if parsed.scheme not in ("http", "https") or origin(parsed) != origin(self.endpoint(lang)):
+        endpoint = httpx.URL(self.endpoint(lang))
+        if parsed.scheme not in ("http", "https") or origin(parsed) != origin(endpoint):
             raise InvalidSourceURL("the url is not a page of the configured Wikipedia")
         if title := parsed.params.get("title"):
             return str(title)
-        if parsed.path.startswith("/wiki/") and len(parsed.path) > len("/wiki/"):
-            return unquote(parsed.path[len("/wiki/") :]).replace("_", " ")
+        # MediaWiki's conventional layout: scripts in <root>/w/, articles at <root>/wiki/
+        root = PurePosixPath(endpoint.path).parent.parent
+        prefixes = [f"{root / 'wiki'}/", *(f"{root / v}/" for v in _ZH_VARIANTS)]
+        for prefix in prefixes:
+            if parsed.path.startswith(prefix) and len(parsed.path) > len(prefix):
+                return unquote(parsed.path[len(prefix) :]).replace("_", " ")
         raise InvalidSourceURL("the url names no Wikipedia page")
 
     async def fetch(self, title: str, lang: str) -> SourcePage:
