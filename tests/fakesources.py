@@ -29,6 +29,7 @@ SLOW = "慢页面"
 HUGE = "巨大页面"
 OFF_ORIGIN = "外链"
 LONG = "长页面"
+GATED = "闸门"  # a search for it waits for `FakeSources.gate`
 
 SU_SHI_WIKI_HTML = """<div class="mw-parser-output">
 <div role="note" class="hatnote navigation-not-searchable">“东坡”重定向至此。关于其他用法，请见“东坡 (消歧义)”。</div>
@@ -140,6 +141,9 @@ class FakeSources:
     port: int
     requests: list[Request] = field(default_factory=list)
     errors: list[Exception] = field(default_factory=list)
+    gate: trio.Event = field(default_factory=trio.Event)
+    active: int = 0
+    max_active: int = 0
     """Bugs of the fake itself (answered with 500)."""
 
     @property
@@ -231,6 +235,13 @@ async def _wiki(fake: FakeSources, lang: str, query: dict[str, str], out: Respon
         term = query.get("gsrsearch", "")
         if term == SLOW:
             await trio.sleep_forever()
+        if term == GATED:
+            fake.active += 1
+            fake.max_active = max(fake.max_active, fake.active)
+            try:
+                await fake.gate.wait()
+            finally:
+                fake.active -= 1
         titles = WIKI_SEARCH.get(term, [])
         pages = [_info(fake, t, lang, index=i + 1) for i, t in enumerate(titles)]
         body: dict[str, Any] = {"batchcomplete": True}

@@ -13,7 +13,15 @@ from app.sources import MAX_SOURCE_CHARS
 from app.sources.settings import DEFAULT_USER_AGENT
 from llm.fake import FakeUpstream
 from tests.app.harness import Live, Session, live_server, make_settings
-from tests.fakesources import HUGE, LONG, OFF_ORIGIN, SLOW, FakeSources, start_fake_sources
+from tests.fakesources import (
+    GATED,
+    HUGE,
+    LONG,
+    OFF_ORIGIN,
+    SLOW,
+    FakeSources,
+    start_fake_sources,
+)
 
 GENERATE = "/api/characters/generate"
 STREAM = {"Accept": "text/event-stream"}
@@ -226,3 +234,26 @@ async def test_a_wikipedia_url_names_its_page(live: Live, sources: FakeSources) 
     )
     assert r.status_code == 201, r.text
     assert r.json()["sources"] == [{"provider": "wikipedia", "title": "苏轼", "url": url}]
+
+
+async def test_fetches_are_limited(live: Live, sources: FakeSources) -> None:
+    alice = await live.register()
+    limiter = live.services.sources.fetcher.limiter
+    assert limiter.total_tokens == 4
+    statuses: list[int] = []
+
+    async def search() -> None:
+        params = {"provider": "wikipedia", "q": GATED}
+        statuses.append(
+            (await alice.request("GET", "/api/sources/search", params=params)).status_code
+        )
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(6):
+            nursery.start_soon(search)
+        # four at the source, two waiting for a slot (the limiter's queue has no event to wait on)
+        with trio.fail_after(10):
+            while not (sources.active == 4 and limiter.statistics().tasks_waiting == 2):  # noqa: ASYNC110
+                await trio.sleep(0.01)
+        sources.gate.set()
+    assert statuses == [200] * 6 and sources.max_active == 4
