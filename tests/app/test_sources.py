@@ -257,3 +257,17 @@ async def test_fetches_are_limited(live: Live, sources: FakeSources) -> None:
                 await trio.sleep(0.01)
         sources.gate.set()
     assert statuses == [200] * 6 and sources.max_active == 4
+
+
+async def test_the_openapi_document_describes_sources(live: Live) -> None:
+    spec = (await live.client.get("/openapi.json")).json()
+    search = spec["paths"]["/api/sources/search"]["get"]
+    required = {p["name"]: p.get("required", False) for p in search["parameters"]}
+    assert required == {"provider": True, "q": True, "lang": False}
+    assert {"200", "400", "401", "502"} <= set(search["responses"])
+    generate = spec["paths"]["/api/characters/generate"]["post"]
+    assert {"404", "502"} <= set(generate["responses"])
+    body = generate["requestBody"]["content"]["application/json"]["schema"]
+    while "$ref" in body:
+        body = spec["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert "source" in body["properties"]
