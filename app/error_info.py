@@ -12,6 +12,7 @@ from typing import Any
 import llm
 import storage
 from app.errors import ApiError
+from app.sources.errors import InvalidSourceURL, SourceNotFound, SourceUnavailable
 
 
 class ErrorInfo:
@@ -48,6 +49,12 @@ def describe(exc: BaseException) -> ErrorInfo:
     """Translate an exception into the API's error vocabulary (unknown: 500 `internal_error`)."""
     if isinstance(exc, ApiError):
         return ErrorInfo(exc.status, exc.code, exc.message, exc.details, exc.retry_after)
+    if isinstance(exc, SourceNotFound):
+        return ErrorInfo(404, "source_not_found", exc.message, exc.details)
+    if isinstance(exc, SourceUnavailable):
+        return ErrorInfo(502, "source_unavailable", exc.message, exc.details)
+    if isinstance(exc, InvalidSourceURL):
+        return ErrorInfo(400, "invalid_request", exc.message, exc.details)
     if isinstance(exc, llm.Overloaded):
         return ErrorInfo(
             503,

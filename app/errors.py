@@ -13,7 +13,8 @@
     ├── UnsupportedMediaType    415 invalid_request (a Content-Encoding other than identity)
     ├── RateLimited             429 rate_limited (with retry_after)
     └── ServiceUnavailable      503 overloaded / llm_unavailable / storage_unavailable
-LLM errors (`llm.LLMError`) and storage errors are translated in `app.http_errors` too.
+LLM errors (`llm.LLMError`), storage errors and source errors (`app.sources.errors`: 404
+`source_not_found`, 502 `source_unavailable`) are translated in `app.error_info` too.
 """
 
 from __future__ import annotations

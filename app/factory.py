@@ -21,6 +21,7 @@ from app.routes import (
     lorebooks,
     media,
     persona,
+    sources,
     tree,
     web,
 )
@@ -55,7 +56,19 @@ def create_app(
     )
     install_error_handlers(app)
     for module in (
-        health, auth, characters, chat, groups, tree, admin, docs, persona, media, lorebooks, web
+        health,
+        auth,
+        characters,
+        chat,
+        groups,
+        tree,
+        admin,
+        docs,
+        persona,
+        media,
+        lorebooks,
+        sources,
+        web,
     ):
         app.register_blueprint(module.bp)
 

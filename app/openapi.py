@@ -4,7 +4,8 @@ that adds what quart-schema's decorators cannot express.
 Routes document their success body with ``document_response`` and their errors with
 ``errors(...)`` (the JSON error body of API.md); ``routes.common.authenticated`` adds the bearer
 security requirement and 401 itself, ``admin_only`` adds 403. ``FastNPCOpenAPI``
-(quart-schema's provider, subclassed) then marks request bodies required, adds
+(quart-schema's provider, subclassed) then marks request bodies and required query parameters
+required, adds
 ``text/event-stream`` to the success response of ``streams`` routes, and describes bodiless
 (``no_content_response``) and non-JSON (``text_response``) answers.
 """
@@ -109,6 +110,17 @@ class FastNPCOpenAPI(OpenAPIProvider):
         body, definitions = super().build_request_body(model, source)
         body["required"] = True
         return body, definitions
+
+    def build_querystring_parameters(
+        self, model: Any
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        # quart-schema drops the model's `required` list: mark those parameters required
+        parameters, definitions = super().build_querystring_parameters(model)
+        required = set(model.model_json_schema().get("required", []))
+        for parameter in parameters:
+            if parameter["name"] in required:
+                parameter["required"] = True
+        return parameters, definitions
 
     def build_paths(self, rule: Rule) -> tuple[dict[str, Any], dict[str, Any]]:
         paths, components = super().build_paths(rule)

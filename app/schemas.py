@@ -11,10 +11,12 @@ from pydantic import (
     Field,
     StrictBool,
     WithJsonSchema,
+    model_validator,
 )
 
 from app.services.auth import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from app.services.profile import INPUT_SCHEMAS
+from app.sources import MAX_SOURCE_CHARS, SourceQuery
 from llm import MODEL_ID_PATTERN
 from storage.records import CharacterSettings, Source
 
@@ -140,14 +142,55 @@ class PersonaIn(_In):
     description: str | None = Field(default=None, max_length=2_000)
 
 
+# a language code (`zh`, `en`, `zh-yue`): it becomes part of the MediaWiki endpoint's host
+SourceLang = Annotated[
+    str, Field(min_length=2, max_length=14, pattern=r"^[a-z]{2,3}(-[a-z]{2,10})?$")
+]
+SourceProvider = Literal["wikipedia", "baike"]
+
+
+class GenerationSourceIn(_In):
+    """The page to generate from: by `title` or by `url` (exactly one)."""
+
+    provider: SourceProvider
+    title: str | None = Field(default=None, min_length=1, max_length=255)
+    url: str | None = Field(default=None, min_length=1, max_length=2_000)
+    lang: SourceLang = "zh"
+
+    @model_validator(mode="after")
+    def _one_page(self) -> GenerationSourceIn:
+        if (self.title is None) == (self.url is None):
+            raise ValueError("give exactly one of `title` and `url`")
+        return self
+
+    def query(self) -> SourceQuery:
+        return SourceQuery(self.provider, title=self.title, url=self.url, lang=self.lang)
+
+
 class GenerateIn(_In):
+    """`source_text`, or a `source` page the server fetches (not both)."""
+
     name: str = Field(min_length=1, max_length=100)
-    source_text: str | None = Field(default=None, max_length=20_000)
+    source_text: str | None = Field(default=None, max_length=MAX_SOURCE_CHARS)
+    source: GenerationSourceIn | None = None
     # Checked by the route (app.services.models.chosen_model, one message for the format and
     # FASTNPC_MODELS); the pattern is here for the OpenAPI document.
     model: str | None = Field(
         default=None, json_schema_extra={"pattern": MODEL_ID_PATTERN, "maxLength": 100}
     )
+
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GenerateIn:
+        if self.source_text is not None and self.source is not None:
+            raise ValueError("give `source_text` or `source`, not both")
+        return self
+
+
+class SourceSearchQuery(_Query):
+    provider: SourceProvider
+    q: str = Field(min_length=1, max_length=255)
+    lang: SourceLang = "zh"
 
 
 class ChatIn(_In):
@@ -265,6 +308,16 @@ class SourceOut(BaseModel):
     provider: str
     title: str
     url: str
+
+
+class SourceItemOut(BaseModel):
+    title: str
+    description: str
+    url: str
+
+
+class SourceSearchOut(BaseModel):
+    items: list[SourceItemOut]
 
 
 class CharacterSettingsOut(BaseModel):

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.sources.settings import SourceSettings
 from llm import LLMSettings
 
 
@@ -44,3 +45,4 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
     llm: LLMSettings = Field(default_factory=LLMSettings)
+    sources: SourceSettings = Field(default_factory=SourceSettings)

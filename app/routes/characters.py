@@ -196,13 +196,24 @@ async def export_card(character_id: str, query_args: CardQuery) -> ResponseRetur
 @rate_limited
 @validate_request(GenerateIn)
 @document_response(CharacterOut, 201)
-@errors(400, 413, *LLM_ERRORS)
+@errors(400, 404, 413, *LLM_ERRORS)
 @streams
 async def generate(data: GenerateIn) -> ResponseReturnValue:
-    """[stream] Generate all eight categories concurrently (`category`, `character`, `done`)."""
+    """[stream] Generate all eight categories concurrently (`category`, `character`, `done`).
+
+    With `source` (`{"provider": "wikipedia"|"baike", "title"|"url", "lang"?}`) instead of
+    `source_text`, the page is fetched first and its main text (≤ 20,000 characters) is the
+    source text, recorded in the character's `sources`; the stream starts with `source`
+    `{"provider", "title", "url", "chars"}`. No such page (or a disambiguation page): 404
+    `source_not_found`; the source failing, timing out, answering too much or redirecting to
+    another origin: 502 `source_unavailable`; nothing is created in either case."""
     model = chosen_model(data.model, services().settings.llm.models)
-    run = services().characters.start_generation(
-        current_user().id, data.name, source_text=data.source_text, model=model
+    run = await services().characters.start_generation(
+        current_user().id,
+        data.name,
+        source_text=data.source_text,
+        model=model,
+        source=None if data.source is None else data.source.query(),
     )
     return await run_response(run, character_view, status=201)
 

@@ -21,10 +21,11 @@ from app.services.profile import (
 from app.services.prompts import generation_prompt
 from app.services.runs import Run, RunRegistry
 from app.services.shielding import shielded_save
+from app.sources import SourceClient, SourcePage, SourceQuery
 from app.views import character_view
 from storage import Database, avatars, characters
 from storage.characters import CATEGORIES, CharacterExtras
-from storage.records import Character
+from storage.records import Character, Source
 
 
 class AllCategoriesFailed(llm.LLMError):
@@ -34,10 +35,17 @@ class AllCategoriesFailed(llm.LLMError):
 class CharacterService:
     """Character CRUD plus generation runs in the service nursery."""
 
-    def __init__(self, db: Database, client: llm.OpenRouterClient, runs: RunRegistry) -> None:
+    def __init__(
+        self,
+        db: Database,
+        client: llm.OpenRouterClient,
+        runs: RunRegistry,
+        sources: SourceClient,
+    ) -> None:
         self._db = db
         self._client = client
         self._runs = runs
+        self._sources = sources
 
     async def get(self, user_id: int, character_id: int | None) -> Character:
         character = None
@@ -186,12 +194,40 @@ class CharacterService:
             raise llm.LLMError("character generation was cancelled")
         return {c: results.get(c) for c in categories}
 
-    def start_generation(
-        self, user_id: int, name: str, *, source_text: str | None, model: str | None
+    async def start_generation(
+        self,
+        user_id: int,
+        name: str,
+        *,
+        source_text: str | None,
+        model: str | None,
+        source: SourceQuery | None = None,
     ) -> Run:
-        """Generate all eight categories concurrently: as long as the slowest one, not the sum."""
+        """Generate all eight categories concurrently: as long as the slowest one, not the sum.
+
+        With ``source``, its page is fetched first (before any run starts, so a failure is
+        `SourceNotFound` / `SourceUnavailable` and nothing is created); its text is the
+        ``source_text``, it is recorded in the character's ``sources``, and the run's first
+        event is ``source``."""
+        page: SourcePage | None = None
+        if source is not None:
+            page = await self._sources.fetch(source)
+            source_text = page.text
+        extras = CharacterExtras(
+            sources=[] if page is None else [Source(page.provider, page.title, page.url)]
+        )
 
         async def body(run: Run) -> Character:
+            if page is not None:
+                run.publish(
+                    "source",
+                    {
+                        "provider": page.provider,
+                        "title": page.title,
+                        "url": page.url,
+                        "chars": len(page.text),
+                    },
+                )
             profile = await self.generate_categories(
                 run, user_id, name, CATEGORIES, source_text=source_text, known=None, model=model
             )
@@ -199,7 +235,12 @@ class CharacterService:
                 raise AllCategoriesFailed("every profile category failed to generate")
             with shielded_save():
                 character = await self._db.write(
-                    characters.create_character, user_id, name, profile, source_text=source_text
+                    characters.create_character,
+                    user_id,
+                    name,
+                    profile,
+                    source_text=source_text,
+                    extras=extras,
                 )
             run.publish("character", character_view(character))
             return character

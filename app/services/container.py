@@ -36,6 +36,7 @@ from app.services.throttle import (
     rate_limit,
 )
 from app.settings import Settings
+from app.sources import SourceClient, open_sources
 from storage import Database, open_database
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Services:
     cards: CardService
     tree: ConversationTreeService
     lorebooks: LorebookService
+    sources: SourceClient
     login_throttle: LoginThrottle = field(default_factory=InProcessLoginThrottle)
     rate_limit: RateLimit = field(default_factory=Unlimited)
     shutting_down: trio.Event = field(default_factory=trio.Event)
@@ -114,6 +116,7 @@ async def run_services(
     async with (
         open_database(settings.database_url, pool_size=settings.db_pool_size) as db,
         llm.make_http_client(settings.llm) as http,
+        open_sources(settings.sources) as sources,
         trio.open_nursery() as background,
         trio.open_nursery() as generations_nursery,
     ):
@@ -136,7 +139,7 @@ async def run_services(
             hash_concurrency=settings.password_hash_concurrency,
             hasher=hasher,
         )
-        character_service = CharacterService(db, client, runs)
+        character_service = CharacterService(db, client, runs, sources)
         services = Services(
             settings=settings,
             db=db,
@@ -170,6 +173,7 @@ async def run_services(
             ),
             rate_limit=rate_limit(settings.rate_limit_per_minute),
             lorebooks=LorebookService(db),
+            sources=sources,
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(

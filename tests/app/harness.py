@@ -16,9 +16,14 @@ from pydantic import SecretStr
 from app.factory import create_app
 from app.server import serve
 from app.settings import Settings
+from app.sources import SourceSettings
 from llm import LLMSettings
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=256, parallelism=1)
+# sources nobody answers (the discard port): tests that fetch pages use tests/fakesources.py
+NO_SOURCES = SourceSettings(
+    wikipedia_url="http://127.0.0.1:9/{lang}/w/api.php", baike_url="http://127.0.0.1:9", timeout=5
+)
 
 
 def make_settings(db_url: str, llm_base_url: str, **overrides: Any) -> Settings:
@@ -30,6 +35,7 @@ def make_settings(db_url: str, llm_base_url: str, **overrides: Any) -> Settings:
         **llm_overrides,
     )
     overrides.setdefault("spool_dir", None)  # tests that spool to disk name their directory
+    overrides.setdefault("sources", NO_SOURCES)  # tests never reach the internet
     return Settings(database_url=db_url, llm=llm, shutdown_grace=5, **overrides)
 
 

@@ -29,13 +29,15 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.errors import FailureGroup
 
 from tests.app.harness import live_server, make_settings
+from tests.fakesources import start_fake_sources
 from tests.fakeupstream import start_fake
 
 MAX_EXAMPLES = 10
 
 # API.md answers 400 to some well-formed requests: a `before` that names no message of the
 # conversation, a `character_id` that is not a member, `character_ids` naming characters the
-# caller cannot see (or fewer members than `max_speakers`). For these operations, and only
+# caller cannot see (or fewer members than `max_speakers`), a generation source's `url` that is
+# no page of the configured source. For these operations, and only
 # these, schemathesis' positive data may also get 400 (its other expectations unchanged).
 # Bodies the server reads itself are bytes or JSON of a format no schema can pin down (an
 # image, a card, a conversation file): arbitrary ones are 400 too. So are `speaker_ids` that
@@ -54,6 +56,8 @@ SEMANTIC_400 = [
     "GET /api/groups/{group_id}/memories",
     "POST /api/groups",
     "PATCH /api/groups/{group_id}",
+    # a `source.url` that is not a page of the configured source
+    "POST /api/characters/generate",
 ]
 CONFIG = f"""
 [[operations]]
@@ -82,8 +86,13 @@ def _serving(database_url: str) -> Iterator[str]:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             fake = await start_fake(nursery, first_token_delay=0.01, tokens=12, tokens_per_second=0)
+            sources = await start_fake_sources(nursery)
             settings = make_settings(
-                database_url, fake.base_url, admin_username="root", admin_password="rootpassword"
+                database_url,
+                fake.base_url,
+                admin_username="root",
+                admin_password="rootpassword",
+                sources=sources.settings(),
             )
             async with live_server(settings) as live:
                 started.put((live.base_url, trio.lowlevel.current_trio_token(), live.stop))
