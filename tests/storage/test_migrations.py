@@ -33,6 +33,10 @@ TABLES = {
     "avatars",
     "personas",
     "memory_messages",
+    "user_settings",
+    "usage_daily",
+    "feedback",
+    "prompt_snapshots",
 }
 
 
