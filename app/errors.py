@@ -9,6 +9,7 @@
     ├── NotFound                404 not_found
     ├── Conflict                409 conflict / username_taken / generation_in_progress
     │   └── GenerationInProgress  409 generation_in_progress
+    ├── QuotaExceeded           429 quota_exceeded (Retry-After: until the month's end)
     └── ServiceUnavailable      503 overloaded / llm_unavailable / storage_unavailable
 LLM errors (`llm.LLMError`) and storage errors are translated in `app.http_errors` too.
 """
@@ -83,6 +84,11 @@ class GenerationInProgress(Conflict):
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"
+
+
+class QuotaExceeded(ApiError):
+    status = 429
+    code = "quota_exceeded"
 
 
 class ServiceUnavailable(ApiError):

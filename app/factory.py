@@ -10,7 +10,19 @@ from quart_trio import QuartTrio
 from app.body_limits import limited_request_class
 from app.http_errors import install_error_handlers
 from app.openapi import SECURITY_SCHEMES, FastNPCOpenAPI
-from app.routes import admin, auth, characters, chat, docs, groups, health, media, persona, tree
+from app.routes import (
+    account,
+    admin,
+    auth,
+    characters,
+    chat,
+    docs,
+    groups,
+    health,
+    media,
+    persona,
+    tree,
+)
 from app.services.container import Services, run_services
 from app.settings import Settings
 
@@ -41,7 +53,9 @@ def create_app(
         swagger_ui_path=None,  # app/routes/docs.py serves /docs from local files
     )
     install_error_handlers(app)
-    for module in (health, auth, characters, chat, groups, tree, admin, docs, persona, media):
+    for module in (
+        health, auth, account, characters, chat, groups, tree, admin, docs, persona, media
+    ):
         app.register_blueprint(module.bp)
 
     stop = trio.Event()

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     sse_ping_interval: float = Field(default=15.0, gt=0)
     shutdown_grace: float = Field(default=5.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    # days the exact prompt of each reply is kept for admins (0 keeps none)
+    prompt_snapshot_days: int = Field(default=7, ge=0)
     # Replies that could not be saved while the database was down wait here for it (durable
     # across a restart); empty: kept in memory only.
     spool_dir: Path | None = Path("fastnpc-spool")

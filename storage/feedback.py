@@ -19,10 +19,11 @@ __all__ = ["Feedback", "add_feedback", "list_feedback"]
 class Feedback:
     id: int
     user: User
-    message: Message | None  # None when it named no message or the message was deleted
+    message_id: int | None  # None when it named no message or the message was deleted
     rating: int | None
     comment: str | None
     created_at: datetime
+    message: Message | None = None  # filled by ``list_feedback``
 
 
 def add_feedback(
@@ -32,8 +33,8 @@ def add_feedback(
     message_id: int | None,
     rating: int | None,
     comment: str | None,
-) -> int:
-    """Store feedback; its id. ``InvalidReference`` if ``message_id`` is not a message in one
+) -> Feedback:
+    """Store feedback. ``InvalidReference`` if ``message_id`` is not a message in one
     of the user's conversations."""
     if message_id is not None:
         owned = conn.execute(
@@ -46,9 +47,10 @@ def add_feedback(
     row = conn.execute(
         feedback.insert()
         .values(user_id=user_id, message_id=message_id, rating=rating, comment=comment)
-        .returning(feedback.c.id)
+        .returning(*feedback.c)
     ).one()
-    return int(row.id)
+    user = rows.user(conn.execute(select(users).where(users.c.id == user_id)).one())
+    return Feedback(row.id, user, row.message_id, row.rating, row.comment, row.created_at)
 
 
 def list_feedback(conn: Connection, *, limit: int, before: int | None) -> list[Feedback]:
@@ -71,6 +73,7 @@ def list_feedback(conn: Connection, *, limit: int, before: int | None) -> list[F
         Feedback(
             id=row.id,
             user=by_user[row.user_id],
+            message_id=row.message_id,
             message=None if row.message_id is None else by_message.get(row.message_id),
             rating=row.rating,
             comment=row.comment,

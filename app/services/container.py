@@ -12,19 +12,23 @@ from argon2 import PasswordHasher
 from prometheus_client import CollectorRegistry
 
 import llm
+from app.services.account import AccountService
 from app.services.admin import AdminService
 from app.services.auth import AuthService
 from app.services.cards import CardService
 from app.services.characters import CharacterService
 from app.services.chat import ChatService
 from app.services.conversation_tree import ConversationTreeService
+from app.services.feedback import FeedbackService
 from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
 from app.services.lifecycle import GenerationLifecycle
 from app.services.memory import MemoryService
 from app.services.personas import PersonaService
 from app.services.runs import RunRegistry
+from app.services.snapshots import PromptSnapshots
 from app.services.spool import ReplySpool
+from app.services.usage import UsageService
 from app.settings import Settings
 from storage import Database, open_database
 
@@ -60,6 +64,10 @@ class Services:
     personas: PersonaService
     cards: CardService
     tree: ConversationTreeService
+    account: AccountService
+    usage: UsageService
+    feedback: FeedbackService
+    snapshots: PromptSnapshots
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -103,7 +111,9 @@ async def run_services(
         trio.open_nursery() as background,
         trio.open_nursery() as generations_nursery,
     ):
-        client = llm.OpenRouterClient(http, limiter, settings.llm, metrics)
+        usage = UsageService(db)
+        snapshots = PromptSnapshots(db, days=settings.prompt_snapshot_days)
+        client = llm.OpenRouterClient(http, limiter, settings.llm, metrics, usage_sink=usage)
         runs = RunRegistry(generations_nursery)
         tracker = GenerationTracker(db)
         spool = ReplySpool(db, settings.spool_dir, owner=tracker.owner)
@@ -137,7 +147,12 @@ async def run_services(
             auth=auth,
             characters=character_service,
             chat=ChatService(
-                db, client, lifecycle, memory, prompt_budget=settings.prompt_token_budget
+                db,
+                client,
+                lifecycle,
+                memory,
+                prompt_budget=settings.prompt_token_budget,
+                snapshots=snapshots,
             ),
             memory=memory,
             groups=GroupService(
@@ -147,6 +162,10 @@ async def run_services(
             personas=PersonaService(db),
             cards=CardService(db, character_service, runs),
             tree=ConversationTreeService(db, memory),
+            account=AccountService(db, auth, models=settings.llm.models),
+            usage=usage,
+            feedback=FeedbackService(db),
+            snapshots=snapshots,
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
@@ -155,6 +174,7 @@ async def run_services(
         await background.start(tracker.run)
         await background.start(spool.run)
         await background.start(memory.run)
+        await background.start(snapshots.run)
         task_status.started(services)
 
         await stop.wait()
