@@ -119,13 +119,20 @@ def _seed(base_url: str) -> Target:
             ids.append(r.json()["id"])
         r = client.post(f"/api/characters/{ids[0]}/chat", json={"content": "hi"}, headers=admin)
         assert r.status_code == 200, r.text
+        reply = r.json()["reply"]["id"]
         r = client.post("/api/groups", json={"name": "G", "character_ids": ids}, headers=admin)
         group = r.json()["id"]
     return Target(
         base_url,
         admin,
         other,
-        {"character_id": ids[0], "group_id": group, "user_id": third, "category": "identity"},
+        {
+            "character_id": ids[0],
+            "group_id": group,
+            "user_id": third,
+            "category": "identity",
+            "message_id": reply,
+        },
     )
 
 
