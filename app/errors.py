@@ -12,6 +12,7 @@
     ├── PayloadTooLarge         413 payload_too_large
     ├── UnsupportedMediaType    415 invalid_request (a Content-Encoding other than identity)
     ├── RateLimited             429 rate_limited (with retry_after)
+    ├── QuotaExceeded           429 quota_exceeded (Retry-After: until the month's end)
     └── ServiceUnavailable      503 overloaded / llm_unavailable / storage_unavailable
 LLM errors (`llm.LLMError`), storage errors and source errors (`app.sources.errors`: 404
 `source_not_found`, 502 `source_unavailable`) are translated in `app.error_info` too.
@@ -97,6 +98,9 @@ class UnsupportedMediaType(ApiError):
 class RateLimited(ApiError):
     status = 429
     code = "rate_limited"
+class QuotaExceeded(ApiError):
+    status = 429
+    code = "quota_exceeded"
 
 
 class ServiceUnavailable(ApiError):

@@ -11,6 +11,7 @@ from app.body_limits import limited_request_class
 from app.http_errors import install_error_handlers
 from app.openapi import SECURITY_SCHEMES, FastNPCOpenAPI
 from app.routes import (
+    account,
     admin,
     auth,
     characters,
@@ -58,6 +59,7 @@ def create_app(
     for module in (
         health,
         auth,
+        account,
         characters,
         chat,
         groups,

@@ -28,9 +28,10 @@ class _In(BaseModel):
 
 
 class _Query(BaseModel):
-    """A query string: every value arrives as text, so numbers are parsed from it."""
+    """A query string: every value arrives as text, so numbers are parsed from it; a parameter
+    the route does not take is an error, like an unknown field in a body."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
 
 def _integral(value: Any) -> Any:
@@ -259,6 +260,8 @@ class GroupMemoriesQuery(_Query):
 class AdminUserPatch(_In):
     disabled: bool | None = None
     is_admin: bool | None = None
+    # tokens per calendar month (UTC); null: no limit
+    monthly_token_quota: Integer | None = Field(default=None, ge=0, le=2**62)
 
 
 class LimitsIn(_In):
@@ -606,3 +609,102 @@ class LorebookIdsOut(BaseModel):
 
 class LoreMatchOut(BaseModel):
     entry_ids: list[str]
+# ---- account and usage
+
+
+class PasswordChangeIn(_In):
+    current_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    new_password: Password
+
+
+class AccountDeleteIn(_In):
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+
+
+class SettingsIn(_In):
+    """Fields given replace the stored ones; `null` returns a field to the server default."""
+
+    language: Literal["zh", "en"] | None = None
+    default_model: ModelId | None = None
+
+
+class SettingsOut(BaseModel):
+    language: Literal["zh", "en"] | None
+    default_model: str | None
+
+
+class UsageQuery(_Query):
+    days: int = Field(default=30, ge=1, le=366)
+
+
+class AdminUsageQuery(UsageQuery):
+    user_id: Id | None = None
+
+
+class UsageDayOut(BaseModel):
+    date: str
+    model: str
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+
+
+class QuotaOut(BaseModel):
+    monthly_tokens: int | None
+    used: int
+
+
+class UsageOut(BaseModel):
+    days: list[UsageDayOut]
+    quota: QuotaOut
+
+
+class AdminUsageDayOut(UsageDayOut):
+    user_id: str
+
+
+class AdminUsageOut(BaseModel):
+    days: list[AdminUsageDayOut]
+    quota: QuotaOut | None  # with `user_id`
+
+
+class AdminUserPatchOut(UserOut):
+    monthly_token_quota: int | None
+
+
+class FeedbackIn(_In):
+    """At least one of `rating` and `comment`."""
+
+    message_id: Id | None = None
+    rating: Literal[-1, 1] | None = None
+    comment: str | None = Field(default=None, min_length=1, max_length=2_000)
+
+
+class FeedbackOut(BaseModel):
+    id: str
+    message_id: str | None
+    rating: int | None
+    comment: str | None
+    created_at: str
+
+
+class AdminFeedbackOut(FeedbackOut):
+    user: UserOut
+    message: MessageOut | None
+
+
+class AdminFeedbackList(BaseModel):
+    items: list[AdminFeedbackOut]
+    next_before: str | None
+
+
+class FeedbackQuery(_Query):
+    limit: int = Field(default=50, ge=1, le=200)
+    before: Id | None = None
+
+
+class PromptSnapshotOut(BaseModel):
+    messages: list[dict[str, Any]]
+    model: str
+    created_at: str

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     login_free_attempts: int = Field(default=5, ge=1)
     login_max_delay: float = Field(default=300.0, ge=1)
     login_account_max_delay: float = Field(default=30.0, ge=1)
+    # days the exact prompt of each reply is kept for admins (0 keeps none)
+    prompt_snapshot_days: int = Field(default=7, ge=0)
     # Replies that could not be saved while the database was down wait here for it (durable
     # across a restart); empty: kept in memory only.
     spool_dir: Path | None = Path("fastnpc-spool")

@@ -6,6 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.services.speakers import DEFAULT_TALKATIVENESS
+from app.services.usage import Quota
+from storage.feedback import Feedback
+from storage.prompt_snapshots import PromptSnapshot
 from storage.records import (
     Character,
     Counts,
@@ -20,6 +23,8 @@ from storage.records import (
     UserWithCounts,
 )
 from storage.rows import settings_json
+from storage.usage import DailyUsage
+from storage.user_settings import UserSettings
 
 
 def iso(moment: datetime) -> str:
@@ -175,4 +180,52 @@ def counts_view(counts: Counts) -> dict[str, int]:
         "groups": counts.groups,
         "memories": counts.memories,
         **counts.extra,
+    }
+
+
+def usage_day_view(row: DailyUsage, *, with_user: bool = False) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "date": row.day.isoformat(),
+        "model": row.model,
+        "calls": row.calls,
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "cost": row.cost,
+    }
+    if with_user:
+        view["user_id"] = str(row.user_id)
+    return view
+
+
+def quota_view(quota: Quota) -> dict[str, Any]:
+    return {"monthly_tokens": quota.monthly_tokens, "used": quota.used}
+
+
+def settings_view(settings: UserSettings) -> dict[str, Any]:
+    return {"language": settings.language, "default_model": settings.default_model}
+
+
+def feedback_view(item: Feedback) -> dict[str, Any]:
+    return {
+        "id": str(item.id),
+        "message_id": None if item.message_id is None else str(item.message_id),
+        "rating": item.rating,
+        "comment": item.comment,
+        "created_at": iso(item.created_at),
+    }
+
+
+def admin_feedback_view(item: Feedback) -> dict[str, Any]:
+    return {
+        **feedback_view(item),
+        "user": user_view(item.user),
+        "message": None if item.message is None else message_view(item.message),
+    }
+
+
+def prompt_snapshot_view(snapshot: PromptSnapshot) -> dict[str, Any]:
+    return {
+        "messages": snapshot.messages,
+        "model": snapshot.model,
+        "created_at": iso(snapshot.created_at),
     }

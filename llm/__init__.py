@@ -25,6 +25,7 @@ from llm.settings import LLMSettings
 from llm.sse import SSEComment, SSEDecoder, SSEEvent
 from llm.sync import BlockingClient
 from llm.types import ChatMessage, Completion, Usage
+from llm.usage import UsageSink
 
 __all__ = [
     "AuthenticationError",
@@ -55,6 +56,7 @@ __all__ = [
     "SSEEvent",
     "TotalTimeout",
     "Usage",
+    "UsageSink",
     "UpstreamUnavailable",
     "check_model_id",
     "is_model_id",

@@ -52,7 +52,8 @@ from llm.structured import (
     parse_structured,
     response_format_for,
 )
-from llm.types import ChatMessage, Completion
+from llm.types import ChatMessage, Completion, Usage
+from llm.usage import RECORD_GRACE, UsageSink
 
 M = TypeVar("M", bound=pydantic.BaseModel)
 
@@ -311,6 +312,7 @@ class OpenRouterClient:
     ``http`` is the process's shared ``httpx.AsyncClient`` (see ``make_http_client``),
     ``limiter`` bounds concurrent calls, ``metrics`` (default: a private one) counts them.
     ``retry_policy`` defaults to one built from ``settings``; tests may inject its sleep.
+    ``usage_sink`` hears the usage of every successful call (see ``llm.usage``).
     """
 
     def __init__(
@@ -321,8 +323,10 @@ class OpenRouterClient:
         metrics: LLMMetrics | None = None,
         *,
         retry_policy: RetryPolicy | None = None,
+        usage_sink: UsageSink | None = None,
     ) -> None:
         self._http = http
+        self.usage_sink = usage_sink
         self.limiter = limiter
         self.settings = settings
         self.metrics = metrics if metrics is not None else LLMMetrics()
@@ -464,6 +468,7 @@ class OpenRouterClient:
         metrics = self.metrics
         metrics.record_call(model_name)
         in_setup = True
+        usage: Usage | None = None
         try:
             if self.settings.api_key is None:
                 raise AuthenticationError("no API key configured")
@@ -488,13 +493,18 @@ class OpenRouterClient:
                         if chat.error is not None:
                             metrics.record_error(model_name, type(chat.error).__name__)
                         elif chat.result is not None:
+                            usage = chat.result.usage
                             metrics.record_success(
-                                model_name, trio.current_time() - start, chat.result.usage
+                                model_name, trio.current_time() - start, usage
                             )
         except LLMError as exc:
             if in_setup:
                 metrics.record_error(model_name, type(exc).__name__)
             raise
+        finally:
+            if usage is not None and self.usage_sink is not None:
+                with trio.move_on_after(RECORD_GRACE, shield=True):
+                    await self.usage_sink.record(user, model_name, usage)
 
     def _encode(
         self,

@@ -17,7 +17,7 @@ from .inserts import insert_or_ignore
 from .schema import avatars, characters
 from .timestamps import utcnow
 
-__all__ = ["get_avatar", "hold", "release", "sha256_of"]
+__all__ = ["get_avatar", "hold", "lock", "release", "sha256_of"]
 
 
 def sha256_of(png: bytes) -> str:
@@ -43,6 +43,17 @@ def hold(conn: Connection, png: bytes) -> str:
         if locked is not None:
             return sha
         # deleted by a transaction that committed meanwhile: insert it again
+
+
+def lock(conn: Connection, sha: str) -> bool:
+    """Lock the avatar row ``sha`` for this transaction (before adding a reference to it);
+    False if there is none."""
+    return (
+        conn.execute(
+            select(avatars.c.sha256).where(avatars.c.sha256 == sha).with_for_update()
+        ).first()
+        is not None
+    )
 
 
 def release(conn: Connection, sha: str | None) -> None:

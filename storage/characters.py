@@ -20,6 +20,7 @@ __all__ = [
     "CATEGORIES",
     "UNCHANGED",
     "CharacterExtras",
+    "copy_character",
     "create_character",
     "delete_character",
     "get_character",
@@ -237,3 +238,25 @@ def delete_character(conn: Connection, user_id: int, character_id: int) -> bool:
         return False
     avatars.release(conn, deleted.avatar_sha256)
     return True
+
+
+def copy_character(conn: Connection, user_id: int, character_id: int) -> Character | None:
+    """A new character of ``user_id`` with the profile, source text, greetings, tags, avatar,
+    sources, settings and kept card data of their character ``character_id`` (None if they
+    have no such character). Conversations and memories are not copied."""
+    source = conn.execute(
+        select(characters).where(characters.c.id == character_id, characters.c.user_id == user_id)
+    ).first()
+    if source is None:
+        return None
+    if source.avatar_sha256 is not None:
+        avatars.lock(conn, source.avatar_sha256)  # a concurrent release sees the new reference
+    copied = {
+        name: getattr(source, name)
+        for name in characters.c.keys()
+        if name not in ("id", "created_at", "updated_at")
+    }
+    now = utcnow()
+    insert = characters.insert().values(**copied, created_at=now, updated_at=now)
+    row = conn.execute(insert.returning(*characters.c)).one()
+    return rows.character(row)

@@ -29,6 +29,7 @@ path; ``messages.active_rank`` orders siblings by when they were last active.
 These references have no foreign keys (they would make the tables cyclic);
 ``storage.tree`` keeps them consistent.
 * ``users``: usernames unique case-insensitively (unique ``username_key``).
+* ``usage_daily``: one row per (user, UTC day, model); ``prompt_snapshots``: one per message.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -391,3 +393,57 @@ def _attachment(name: str, owner: str, owner_table: str) -> Table:
 
 character_lorebooks = _attachment("character_lorebooks", "character_id", "characters")
 group_lorebooks = _attachment("group_lorebooks", "group_id", "groups")
+# ---- accounts and usage (migration 0008)
+
+user_settings = Table(
+    "user_settings",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("language", String(8), nullable=True),
+    Column("default_model", Text, nullable=True),
+    # tokens (prompt + completion) a user may spend per calendar month (UTC); NULL: no limit
+    Column("monthly_token_quota", Integer, nullable=True),
+)
+
+# one row per (user, UTC day, model), upserted once per LLM call
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD (UTC): sorts and compares as text
+    Column("model", Text, primary_key=True),
+    Column("calls", Integer, nullable=False),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cost", Float, nullable=False),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    _id(),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("message_id", Integer, ForeignKey("messages.id", ondelete="SET NULL"), nullable=True),
+    Column("rating", Integer, nullable=True),
+    Column("comment", Text, nullable=True),
+    _created_at(),
+    Index(None, "user_id"),
+    Index(None, "message_id"),
+    **_AUTOINC,
+)
+
+# the exact prompt of an assistant message: zlib-compressed JSON {"messages": [...]}
+prompt_snapshots = Table(
+    "prompt_snapshots",
+    metadata,
+    Column(
+        "message_id",
+        Integer,
+        ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("model", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    _created_at(),
+    Index(None, "created_at"),
+)

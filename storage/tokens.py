@@ -40,11 +40,10 @@ def revoke_token(conn: Connection, token_hash: str) -> None:
     )
 
 
-def revoke_user_tokens(conn: Connection, user_id: int) -> int:
-    """Revoke every live token of ``user_id``; returns how many were revoked."""
-    result = conn.execute(
-        update(api_tokens)
-        .where(api_tokens.c.user_id == user_id, api_tokens.c.revoked.is_(False))
-        .values(revoked=True)
-    )
+def revoke_user_tokens(conn: Connection, user_id: int, *, except_hash: str | None = None) -> int:
+    """Revoke every live token of ``user_id`` (but ``except_hash``); how many were revoked."""
+    condition = (api_tokens.c.user_id == user_id) & api_tokens.c.revoked.is_(False)
+    if except_hash is not None:
+        condition &= api_tokens.c.token_hash != except_hash
+    result = conn.execute(update(api_tokens).where(condition).values(revoked=True))
     return result.rowcount

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, case, func, or_, select, update
+from sqlalchemy import Connection, Row, case, delete, func, or_, select, update
 
-from . import rows
+from . import avatars, rows
 from .errors import LastAdmin, UsernameTaken
 from .inserts import insert_or_ignore
 from .records import User, UserCredentials, UserWithCounts
-from .schema import characters, conversations, messages, users
+from .schema import characters, conversations, jobs, messages, users
 from .tokens import revoke_user_tokens
 
 
@@ -67,6 +67,58 @@ def get_credentials(conn: Connection, username: str) -> UserCredentials | None:
     if row is None:
         return None
     return UserCredentials(user=rows.user(row), password_hash=row.password_hash)
+
+
+def get_password_hash(conn: Connection, user_id: int) -> str | None:
+    """The stored password hash of ``user_id``, or None if there is no such user."""
+    return conn.execute(
+        select(users.c.password_hash).where(users.c.id == user_id)
+    ).scalar_one_or_none()
+
+
+def set_password(
+    conn: Connection, user_id: int, password_hash: str, *, keep_token_hash: str | None
+) -> None:
+    """Store a new password hash and revoke every token of the user but ``keep_token_hash``."""
+    conn.execute(update(users).where(users.c.id == user_id).values(password_hash=password_hash))
+    revoke_user_tokens(conn, user_id, except_hash=keep_token_hash)
+
+
+def delete_user(conn: Connection, user_id: int) -> bool:
+    """Delete the user and everything they own; False if there is no such user.
+
+    Foreign keys cascade to tokens, characters, groups, conversations, messages, memories,
+    personas, settings, usage, feedback and prompt snapshots; this also deletes the jobs about
+    the user's conversations (``payload.conversation_id``; jobs have no foreign key) and the
+    avatars no other character shows. Raises ``LastAdmin`` for the last enabled admin.
+    """
+    _keep_an_enabled_admin(conn, user_id)
+    conversation_ids = (
+        conn.execute(select(conversations.c.id).where(conversations.c.user_id == user_id))
+        .scalars()
+        .all()
+    )
+    shown = (
+        conn.execute(
+            select(characters.c.avatar_sha256)
+            .where(characters.c.user_id == user_id, characters.c.avatar_sha256.is_not(None))
+            .distinct()
+        )
+        .scalars()
+        .all()
+    )
+    deleted = conn.execute(delete(users).where(users.c.id == user_id)).rowcount
+    if not deleted:
+        return False
+    if conversation_ids:
+        conn.execute(
+            delete(jobs).where(
+                jobs.c.payload["conversation_id"].as_integer().in_(conversation_ids)
+            )
+        )
+    for sha in shown:
+        avatars.release(conn, sha)
+    return True
 
 
 def ensure_admin(conn: Connection, username: str, password_hash: str) -> User:

@@ -22,6 +22,7 @@ from app.routes.common import (
     authenticated,
     current_user,
     no_content,
+    quota_checked,
     rate_limited,
     run_response,
     services,
@@ -143,6 +144,17 @@ async def delete_avatar(character_id: str) -> ResponseReturnValue:
     return character_view(character)
 
 
+@bp.post("/<character_id>/copy")
+@authenticated
+@document_response(CharacterOut, 201)
+@errors(404)
+async def copy(character_id: str) -> ResponseReturnValue:
+    """A new character with this one's profile, settings, greetings, tags and avatar (201);
+    not its conversations or memories."""
+    character = await services().characters.copy(current_user().id, parse_id(character_id))
+    return character_view(character), 201
+
+
 @bp.delete("/<character_id>")
 @authenticated
 @no_content_response
@@ -161,6 +173,7 @@ async def delete(character_id: str) -> ResponseReturnValue:
 @errors(400, 413, *LLM_ERRORS)
 @streams
 @raw_body("A Character Card V2/V3: JSON, or a PNG carrying it.", "application/json", "image/png")
+@quota_checked
 async def import_card(query_args: ImportQuery) -> ResponseReturnValue:
     """[stream] Import a Character Card V2/V3 (`application/json`, or `image/png` with a `ccv3`
     or `chara` text chunk; ≤ FASTNPC_MAX_UPLOAD_BYTES). `?complete=true` generates the
@@ -198,6 +211,7 @@ async def export_card(character_id: str, query_args: CardQuery) -> ResponseRetur
 @document_response(CharacterOut, 201)
 @errors(400, 404, 413, *LLM_ERRORS)
 @streams
+@quota_checked
 async def generate(data: GenerateIn) -> ResponseReturnValue:
     """[stream] Generate all eight categories concurrently (`category`, `character`, `done`).
 
@@ -224,6 +238,7 @@ async def generate(data: GenerateIn) -> ResponseReturnValue:
 @document_response(CharacterOut)
 @errors(404, *LLM_ERRORS)
 @streams
+@quota_checked
 async def regenerate_category(character_id: str, category: str) -> ResponseReturnValue:
     """[stream] Regenerate one category (`category`, `character`, `done`)."""
     run = await services().characters.start_regeneration(

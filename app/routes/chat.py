@@ -12,6 +12,7 @@ from app.routes.common import (
     before_id,
     current_user,
     no_content,
+    quota_checked,
     rate_limited,
     run_response,
     services,
@@ -38,6 +39,7 @@ bp = Blueprint("chat", __name__, url_prefix="/api/characters/<character_id>/chat
 @document_response(ChatOut)
 @errors(400, 404, 413, *LLM_ERRORS)
 @streams
+@quota_checked
 async def send(character_id: str, data: ChatIn) -> ResponseReturnValue:
     """[stream] Send a message; `user_message`, `delta`…, `reply`, `done`."""
     run = await services().chat.send(current_user().id, parse_id(character_id), data.content)
@@ -60,6 +62,7 @@ async def stop(character_id: str) -> ResponseReturnValue:
 @document_response(ReplyOut)
 @errors(404, *LLM_ERRORS)
 @streams
+@quota_checked
 async def regenerate(character_id: str) -> ResponseReturnValue:
     """[stream] Replace the last assistant reply with a new one."""
     run = await services().chat.regenerate(current_user().id, parse_id(character_id))

@@ -75,6 +75,18 @@ def admin_only(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return errors(403)(wrapper)
 
 
+def quota_checked(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """429 `quota_exceeded` before anything runs when the user's monthly token quota is used
+    up (use under `authenticated` on every route that calls the LLM)."""
+
+    @wraps(handler)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        await services().usage.check_quota(current_user().id)
+        return await handler(*args, **kwargs)
+
+    return errors(429)(wrapper)
+
+
 async def run_response(
     run: Run, shape: Callable[[Any], Any], *, status: int = 200
 ) -> ResponseReturnValue:

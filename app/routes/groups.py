@@ -15,6 +15,7 @@ from app.routes.common import (
     before_id,
     current_user,
     no_content,
+    quota_checked,
     rate_limited,
     run_response,
     services,
@@ -121,6 +122,7 @@ def _turn_shape(result: dict[str, Any]) -> dict[str, Any]:
 @document_response(GroupTurnOut)
 @errors(400, 404, 413, *LLM_ERRORS)
 @streams
+@quota_checked
 async def send(group_id: str, data: GroupMessageIn) -> ResponseReturnValue:
     """[stream] One turn; `user_message` (only with `content`), `speakers`, `delta`…
     (tagged with `character_id`), `reply` per speaker, `done`. Without `content` nothing is
@@ -138,6 +140,7 @@ async def send(group_id: str, data: GroupMessageIn) -> ResponseReturnValue:
 @document_response(GroupContinueOut)
 @errors(400, 404, 413, *LLM_ERRORS)
 @streams
+@quota_checked
 async def continue_(group_id: str, data: GroupContinueIn) -> ResponseReturnValue:
     """[stream] `rounds` (1–10) turns without a user message, as one generation (one stop
     ends it; 409 while it runs); fewer when a round chooses nobody (that round sends nothing).

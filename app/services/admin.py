@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection
+
 import llm
 from app.errors import Conflict, NotFound
 from app.services.memory import MemoryService
 from app.services.runs import RunRegistry
-from storage import Database, LastAdmin, stats, users
+from storage import Database, LastAdmin, stats, user_settings, users
 from storage.records import Counts, User, UserWithCounts
 
 
@@ -35,22 +37,36 @@ class AdminService:
         return await self._db.read(users.list_users_with_counts)
 
     async def update_user(
-        self, user_id: int | None, *, disabled: bool | None, is_admin: bool | None
-    ) -> User:
-        """Change the flags; disabling revokes the user's tokens (same transaction).
+        self,
+        user_id: int | None,
+        *,
+        disabled: bool | None,
+        is_admin: bool | None,
+        monthly_token_quota: int | None = user_settings.UNCHANGED,
+    ) -> tuple[User, int | None]:
+        """Change the flags and the quota (``UNCHANGED`` keeps it); disabling revokes the
+        user's tokens (same transaction). The user and their quota.
 
         409 when it would disable or demote the last enabled admin."""
-        user = None
+
+        def update(conn: Connection, uid: int) -> tuple[User, int | None] | None:
+            user = users.update_user(conn, uid, disabled=disabled, is_admin=is_admin)
+            if user is None:
+                return None
+            settings = user_settings.set_settings(
+                conn, uid, monthly_token_quota=monthly_token_quota
+            )
+            return user, settings.monthly_token_quota
+
+        result = None
         if user_id is not None:
             try:
-                user = await self._db.write(
-                    users.update_user, user_id, disabled=disabled, is_admin=is_admin
-                )
+                result = await self._db.write(update, user_id)
             except LastAdmin as exc:
                 raise Conflict(str(exc)) from None
-        if user is None:
+        if result is None:
             raise NotFound("no such user")
-        return user
+        return result
 
     async def stats(self) -> Counts:
         return await self._db.read(stats.counts)

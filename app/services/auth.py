@@ -97,6 +97,23 @@ class AuthService:
             raise Unauthenticated("unknown, expired or revoked token")
         return user, token_hash
 
+    async def check_password(self, user_id: int, password: str) -> None:
+        """Raise 401 ``invalid_credentials`` unless ``password`` is the user's password."""
+        password_hash = await self._db.read(users.get_password_hash, user_id)
+        if password_hash is None or not await self._verify(password_hash, password):
+            raise Unauthenticated("wrong password", code="invalid_credentials")
+
+    async def change_password(
+        self, user_id: int, current: str, new: str, *, keep_token_hash: str
+    ) -> None:
+        """Check ``current``, store ``new``; every token of the user but ``keep_token_hash``
+        stops working (same transaction)."""
+        await self.check_password(user_id, current)
+        password_hash = await self.hash_password(new)
+        await self._db.write(
+            users.set_password, user_id, password_hash, keep_token_hash=keep_token_hash
+        )
+
     async def logout(self, token_hash: str) -> None:
         await self._db.write(tokens.revoke_token, token_hash)
 

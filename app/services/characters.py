@@ -124,6 +124,16 @@ class CharacterService:
             raise NotFound("no such avatar")
         return png
 
+    async def copy(self, user_id: int, character_id: int | None) -> Character:
+        """A new character with the profile, settings, greetings, tags and avatar of the
+        user's character (no conversations or memories); 404 if they have no such one."""
+        copied = None
+        if character_id is not None:
+            copied = await self._db.write(characters.copy_character, user_id, character_id)
+        if copied is None:
+            raise NotFound("no such character")
+        return copied
+
     async def delete(self, user_id: int, character_id: int | None) -> None:
         deleted = character_id is not None and await self._db.write(
             characters.delete_character, user_id, character_id

@@ -26,6 +26,7 @@ from app.services.memory import MemoryService
 from app.services.prompts import build_prompt, character_system_prompt, direct_history
 from app.services.replies import stream_reply
 from app.services.runs import Run
+from app.services.snapshots import PromptSnapshots
 from app.views import message_view
 from storage import (
     Database,
@@ -52,8 +53,10 @@ class ChatService:
         memory: MemoryService,
         *,
         prompt_budget: int,
+        snapshots: PromptSnapshots | None = None,
     ) -> None:
         self._db = db
+        self._snapshots = snapshots
         self._client = client
         self._lifecycle = lifecycle
         self._memory = memory
@@ -153,6 +156,9 @@ class ChatService:
             def finish(conn: Connection) -> int:
                 if replacing_id is not None and outcome.status == "complete":
                     messages.delete_message(conn, replacing_id)
+                if pending and self._snapshots is not None:
+                    model = self._client.settings.model
+                    self._snapshots.record_latest_reply(conn, conversation_id, prompt, model)
                 return messages.count_uncompressed(conn, conversation_id)
 
             saved = await generation.save(pending, end=True, extra=finish)

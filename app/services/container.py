@@ -13,12 +13,14 @@ from prometheus_client import CollectorRegistry
 
 import llm
 from app import connection_metrics
+from app.services.account import AccountService
 from app.services.admin import AdminService
 from app.services.auth import AuthService
 from app.services.cards import CardService
 from app.services.characters import CharacterService
 from app.services.chat import ChatService
 from app.services.conversation_tree import ConversationTreeService
+from app.services.feedback import FeedbackService
 from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
 from app.services.lifecycle import GenerationLifecycle
@@ -26,6 +28,7 @@ from app.services.lorebooks import LorebookService
 from app.services.memory import MemoryService
 from app.services.personas import PersonaService
 from app.services.runs import RunRegistry
+from app.services.snapshots import PromptSnapshots
 from app.services.spool import ReplySpool
 from app.services.throttle import (
     InProcessLoginThrottle,
@@ -35,6 +38,7 @@ from app.services.throttle import (
     Unlimited,
     rate_limit,
 )
+from app.services.usage import UsageService
 from app.settings import Settings
 from app.sources import SourceClient, open_sources
 from storage import Database, open_database
@@ -71,6 +75,10 @@ class Services:
     personas: PersonaService
     cards: CardService
     tree: ConversationTreeService
+    account: AccountService
+    usage: UsageService
+    feedback: FeedbackService
+    snapshots: PromptSnapshots
     lorebooks: LorebookService
     sources: SourceClient
     login_throttle: LoginThrottle = field(default_factory=InProcessLoginThrottle)
@@ -120,7 +128,9 @@ async def run_services(
         trio.open_nursery() as background,
         trio.open_nursery() as generations_nursery,
     ):
-        client = llm.OpenRouterClient(http, limiter, settings.llm, metrics)
+        usage = UsageService(db)
+        snapshots = PromptSnapshots(db, days=settings.prompt_snapshot_days)
+        client = llm.OpenRouterClient(http, limiter, settings.llm, metrics, usage_sink=usage)
         runs = RunRegistry(generations_nursery)
         tracker = GenerationTracker(db)
         spool = ReplySpool(db, settings.spool_dir, owner=tracker.owner)
@@ -154,7 +164,12 @@ async def run_services(
             auth=auth,
             characters=character_service,
             chat=ChatService(
-                db, client, lifecycle, memory, prompt_budget=settings.prompt_token_budget
+                db,
+                client,
+                lifecycle,
+                memory,
+                prompt_budget=settings.prompt_token_budget,
+                snapshots=snapshots,
             ),
             memory=memory,
             groups=GroupService(
@@ -174,6 +189,10 @@ async def run_services(
             rate_limit=rate_limit(settings.rate_limit_per_minute),
             lorebooks=LorebookService(db),
             sources=sources,
+            account=AccountService(db, auth, models=settings.llm.models),
+            usage=usage,
+            feedback=FeedbackService(db),
+            snapshots=snapshots,
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
@@ -182,6 +201,7 @@ async def run_services(
         await background.start(tracker.run)
         await background.start(spool.run)
         await background.start(memory.run)
+        await background.start(snapshots.run)
         task_status.started(services)
 
         await stop.wait()

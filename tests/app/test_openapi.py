@@ -28,6 +28,8 @@ STREAMS = {
 }
 NO_CONTENT = {
     ("post", "/api/auth/logout"),
+    ("post", "/api/me/password"),
+    ("delete", "/api/me"),
     ("delete", "/api/characters/{character_id}"),
     ("delete", "/api/characters/{character_id}/chat"),
     ("delete", "/api/groups/{group_id}"),

@@ -41,7 +41,8 @@ MAX_EXAMPLES = 10
 # these, schemathesis' positive data may also get 400 (its other expectations unchanged).
 # Bodies the server reads itself are bytes or JSON of a format no schema can pin down (an
 # image, a card, a conversation file): arbitrary ones are 400 too. So are `speaker_ids` that
-# are well-formed ids but not members, and `lorebook_ids` that are not the caller's books.
+# are well-formed ids but not members, `lorebook_ids` that are not the caller's books, and
+# feedback with neither a rating nor a comment.
 SEMANTIC_400 = [
     "PUT /api/characters/{character_id}/avatar",
     "POST /api/characters/import",
@@ -51,6 +52,7 @@ SEMANTIC_400 = [
     "POST /api/lorebooks/import",
     "PUT /api/characters/{character_id}/lorebooks",
     "PUT /api/groups/{group_id}/lorebooks",
+    "POST /api/feedback",
     "GET /api/characters/{character_id}/chat/messages",
     "GET /api/groups/{group_id}/messages",
     "GET /api/groups/{group_id}/memories",

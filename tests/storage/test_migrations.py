@@ -37,6 +37,10 @@ TABLES = {
     "lorebook_entries",
     "character_lorebooks",
     "group_lorebooks",
+    "user_settings",
+    "usage_daily",
+    "feedback",
+    "prompt_snapshots",
 }
 
 
