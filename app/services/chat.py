@@ -22,11 +22,12 @@ from app.services.lifecycle import (
     pending_message,
 )
 from app.services.memory import MemoryService
+from app.services.opening import lookup_direct, open_direct
 from app.services.prompts import build_prompt, character_system_prompt, direct_history
 from app.services.replies import stream_reply
 from app.services.runs import Run
 from app.views import message_view
-from storage import Database, StorageUnavailable, characters, conversations, memories, messages
+from storage import Database, StorageUnavailable, conversations, memories, messages
 from storage.records import Character, Conversation, Memory, Message, Page
 
 HISTORY_WINDOW = 200
@@ -54,21 +55,13 @@ class ChatService:
         self, user_id: int, character_id: int | None
     ) -> tuple[Character, Conversation]:
         if character_id is not None:
-            cid = character_id
-
-            def lookup(conn: Connection) -> tuple[Character | None, Conversation | None]:
-                character = characters.get_character(conn, user_id, cid)
-                if character is None:
-                    return None, None
-                return character, conversations.get_direct(conn, user_id, cid)
-
-            character, conversation = await self._db.read(lookup)
+            character, conversation, to_open = await self._db.read(
+                lookup_direct, user_id, character_id
+            )
             if character is not None:
-                # the conversation exists for every message but the first
-                if conversation is None:
-                    conversation = await self._db.write(
-                        conversations.get_or_create_direct, user_id, character.id
-                    )
+                # a write only for the first message, or to greet in an empty conversation
+                if conversation is None or to_open:
+                    conversation = await self._db.write(open_direct, user_id, character)
                 return character, conversation
         raise NotFound("no such character")
 
