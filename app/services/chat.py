@@ -22,7 +22,7 @@ from app.services.lifecycle import (
     pending_message,
 )
 from app.services.memory import MemoryService
-from app.services.opening import lookup_direct, open_direct
+from app.services.opening import Interlocutor, interlocutor_of, lookup_direct, open_direct
 from app.services.prompts import build_prompt, character_system_prompt, direct_history
 from app.services.replies import stream_reply
 from app.services.runs import Run
@@ -101,7 +101,7 @@ class ChatService:
     ) -> Run:
         # The run keeps only what it needs while the reply streams (ids, the prompt, the user
         # message's view), not the character's profile or the history it was built from.
-        system = character_system_prompt(character, context.memories)
+        system = character_system_prompt(character, context.memories, context.interlocutor)
         prompt = build_prompt(system, direct_history(context.recent), budget=self._budget)
         character_id, conversation_id = character.id, claim.conversation_id
         user_view = None if user_message is None else message_view(user_message)
@@ -194,13 +194,18 @@ class PromptContext:
 
     memories: list[Memory]
     recent: list[Message]  # uncompressed, oldest first, ending with the message answered
+    interlocutor: Interlocutor | None = None  # the user's persona
 
 
 def _load_context(conn: Connection, conversation_id: int, *, before: int | None) -> PromptContext:
     recent = messages.recent_uncompressed(conn, conversation_id, limit=HISTORY_WINDOW)
     if before is not None:
         recent = [m for m in recent if m.id < before]
-    return PromptContext(memories.list_memories(conn, conversation_id), recent)
+    return PromptContext(
+        memories.list_memories(conn, conversation_id),
+        recent,
+        interlocutor_of(conn, conversation_id),
+    )
 
 
 def _in_progress() -> Conflict:

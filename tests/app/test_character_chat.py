@@ -99,3 +99,136 @@ async def test_first_message_sent_stores_the_greeting_first(live: Live) -> None:
     assert r.status_code == 200, r.text
     items = await history(alice, character["id"])
     assert [m["content"] for m in items[:2]] == ["Hello alice, I am Mira.", "Hi"]
+
+
+async def test_persona_and_macros_reach_the_prompt(live: Live, fake: Any) -> None:
+    alice = await live.register()
+    r = await alice.request(
+        "PUT", "/api/me/persona", json={"name": "Bao", "description": "A wandering scholar."}
+    )
+    assert r.status_code == 200, r.text
+    r = await alice.request(
+        "POST",
+        "/api/characters",
+        json={
+            "name": "Mira",
+            "profile": {"tasks": {"goal": "Make {{USER}} trust {{char}}."}},
+        },
+    )
+    cid = r.json()["id"]
+    r = await alice.request("POST", f"/api/characters/{cid}/chat", json={"content": "Hi"})
+    assert r.status_code == 200, r.text
+    system = fake.requests[-1].messages[0]["content"]
+    assert "Make Bao trust Mira." in system and "{{" not in system
+    assert "You are talking to Bao." in system
+    assert "About Bao: A wandering scholar." in system
+
+    # in a group too, for every speaker
+    other = await alice.character("Bram")
+    r = await alice.request(
+        "POST",
+        "/api/groups",
+        json={"name": "Inn", "character_ids": [cid, other["id"]], "strategy": "all"},
+    )
+    gid = r.json()["id"]
+    since = len(fake.requests)
+    r = await alice.request("POST", f"/api/groups/{gid}/messages", json={"content": "Hello"})
+    assert r.status_code == 200, r.text
+    systems = [q.messages[0]["content"] for q in fake.requests[since:]]
+    assert len(systems) == 2
+    assert all("You are talking to Bao." in s for s in systems)
+    assert any("Make Bao trust Mira." in s for s in systems)
+
+
+async def test_without_persona_the_username_fills_user(live: Live, fake: Any) -> None:
+    alice = await live.register("alice")
+    r = await alice.request(
+        "POST", "/api/characters", json={"name": "Mira", "profile": {"tasks": {"goal": "{{user}}"}}}
+    )
+    r = await alice.request(
+        "POST", f"/api/characters/{r.json()['id']}/chat", json={"content": "Hi"}
+    )
+    assert r.status_code == 200, r.text
+    system = fake.requests[-1].messages[0]["content"]
+    assert "- goal: alice" in system and "You are talking to alice." in system
+    assert "About alice" not in system
+
+
+CHINESE = {
+    "name": "林黛玉",
+    "greeting": "{{user}}，你来了。",
+    "profile": {"identity": {"occupation": "贾府的表小姐"}},
+}
+
+
+async def test_a_chinese_character_gets_chinese_prompts(live: Live, fake: Any) -> None:
+    alice = await live.register()
+    await alice.request("PUT", "/api/me/persona", json={"name": "宝玉"})
+    r = await alice.request("POST", "/api/characters", json=CHINESE)
+    cid = r.json()["id"]
+    assert (await history(alice, cid))[0]["content"] == "宝玉，你来了。"
+    r = await alice.request("POST", f"/api/characters/{cid}/chat", json={"content": "妹妹好"})
+    assert r.status_code == 200, r.text
+    system = fake.requests[-1].messages[0]["content"]
+    assert system.startswith("你是林黛玉。始终保持角色身份。")
+    assert "与你交谈的是宝玉。" in system
+    assert "以角色的身份" in system and "Stay in character" not in system
+
+    # settings.language overrides the text
+    r = await alice.request(
+        "PATCH", f"/api/characters/{cid}", json={"settings": {"language": "en"}}
+    )
+    assert r.status_code == 200, r.text
+    r = await alice.request("POST", f"/api/characters/{cid}/chat", json={"content": "再见"})
+    assert fake.requests[-1].messages[0]["content"].startswith("You are 林黛玉.")
+
+    # a group of Chinese characters: the speaker frame and the moderator are in Chinese
+    r = await alice.request(
+        "PATCH", f"/api/characters/{cid}", json={"settings": {"language": None}}
+    )
+    r = await alice.request("POST", "/api/characters", json={"name": "薛宝钗"})
+    r = await alice.request(
+        "POST", "/api/groups", json={"name": "大观园", "character_ids": [cid, r.json()["id"]]}
+    )
+    gid = r.json()["id"]
+    since = len(fake.requests)
+    r = await alice.request("POST", f"/api/groups/{gid}/messages", json={"content": "大家好"})
+    assert r.status_code == 200, r.text
+    calls = fake.requests[since:]
+    moderator = [q for q in calls if "CANDIDATES:" in q.messages[-1]["content"]]
+    assert len(moderator) == 1
+    assert moderator[0].messages[0]["content"].startswith("你是一个群聊角色扮演的主持人")
+    assert "群聊「大观园」。角色：" in moderator[0].messages[-1]["content"]
+    speakers = [q for q in calls if q not in moderator]
+    assert speakers and all("这是群聊「大观园」" in q.messages[0]["content"] for q in speakers)
+
+
+async def test_generation_in_chinese_fills_a_chinese_greeting(live: Live, fake: Any) -> None:
+    alice = await live.register()
+    r = await alice.request(
+        "POST",
+        "/api/characters/generate",
+        json={"name": "林黛玉", "source_text": "《红楼梦》中的人物，寄居贾府，才情出众。"},
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["greeting"]
+    assert "greeting" not in body["profile"]["dialogue"]
+    calls = fake.requests
+    assert len(calls) == 8
+    assert all("所有文本值都用中文书写" in q.messages[0]["content"] for q in calls)
+    assert all(q.messages[-1]["content"].startswith("角色名：林黛玉") for q in calls)
+    dialogue = [q for q in calls if "Category: dialogue " in q.messages[-1]["content"]]
+    assert len(dialogue) == 1 and "同时填写 `greeting`" in dialogue[0].messages[-1]["content"]
+    schema = dialogue[0].body["response_format"]["json_schema"]["schema"]
+    assert "greeting" in schema["properties"]
+    # the greeting opens the conversation
+    items = await history(alice, body["id"])
+    assert [m["content"] for m in items] == [body["greeting"]]
+
+
+async def test_english_generation_prompt(live: Live, fake: Any) -> None:
+    alice = await live.register()
+    r = await alice.request("POST", "/api/characters/generate", json={"name": "Old Tom"})
+    assert r.status_code == 201, r.text
+    assert all("in English" in q.messages[0]["content"] for q in fake.requests)
