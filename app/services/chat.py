@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 import llm
 from app.errors import Conflict, NotFound
+from app.services.character_llm import reply_options
 from app.services.lifecycle import (
     Claim,
     Generation,
@@ -106,6 +107,7 @@ class ChatService:
         character_id, conversation_id = character.id, claim.conversation_id
         user_view = None if user_message is None else message_view(user_message)
         replacing_id = None if replacing is None else replacing.id
+        options = reply_options(character)
 
         uncompressed: int | None = None
 
@@ -115,7 +117,13 @@ class ChatService:
             if user_view is not None:
                 run.publish("user_message", user_view)
             outcome = await stream_reply(
-                self._client, run, prompt, user=str(user_id), tag={}, cancel_scope=run.cancel_scope
+                self._client,
+                run,
+                prompt,
+                user=str(user_id),
+                tag={},
+                cancel_scope=run.cancel_scope,
+                options=options,
             )
             pending = []
             if outcome.status == "complete" or outcome.text:
@@ -126,6 +134,7 @@ class ChatService:
                         outcome.text,
                         character_id=character_id,
                         status=outcome.status,
+                        model=outcome.model,
                     )
                 )
 

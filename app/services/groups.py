@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 import llm
 from app.error_info import describe
 from app.errors import Conflict, InvalidRequest, NotFound
+from app.services.character_llm import reply_options
 from app.services.greetings import character_language
 from app.services.lifecycle import (
     Claim,
@@ -609,7 +610,13 @@ class GroupService:
         prompt = self._speaker_prompt(group, turn, character)
         tag = {"character_id": str(character.id)}
         outcome = await stream_reply(
-            self._client, run, prompt, user=str(user_id), tag=tag, cancel_scope=scope
+            self._client,
+            run,
+            prompt,
+            user=str(user_id),
+            tag=tag,
+            cancel_scope=scope,
+            options=reply_options(character),
         )
         saved: Message | None = None
         if outcome.status == "complete" or outcome.text:
@@ -619,6 +626,7 @@ class GroupService:
                 outcome.text,
                 character_id=character.id,
                 status=outcome.status,
+                model=outcome.model,
             )
             try:
                 stored: Saved[None] = await generation.save([reply])

@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from tests.app.harness import Live, Session
+from tests.app.harness import Live, Session, live_server, make_settings
 
 
 async def greeted(s: Session, **fields: Any) -> dict[str, Any]:
@@ -232,3 +232,119 @@ async def test_english_generation_prompt(live: Live, fake: Any) -> None:
     r = await alice.request("POST", "/api/characters/generate", json={"name": "Old Tom"})
     assert r.status_code == 201, r.text
     assert all("in English" in q.messages[0]["content"] for q in fake.requests)
+
+
+async def test_character_model_and_temperature_reach_the_provider(live: Live, fake: Any) -> None:
+    alice = await live.register()
+    r = await alice.request(
+        "POST",
+        "/api/characters",
+        json={"name": "Mira", "settings": {"model": "vendor/mira-1", "temperature": 0.3}},
+    )
+    cid = r.json()["id"]
+    r = await alice.request("POST", f"/api/characters/{cid}/chat", json={"content": "Hi"})
+    assert r.status_code == 200, r.text
+    body = fake.requests[-1].body
+    assert body["model"] == "vendor/mira-1" and body["temperature"] == 0.3
+    assert "models" not in body
+    assert r.json()["reply"]["model"] == "vendor/mira-1"
+
+    r = await alice.request("POST", f"/api/characters/{cid}/chat/regenerate")
+    assert r.status_code == 200, r.text
+    body = fake.requests[-1].body
+    assert (body["model"], body["temperature"]) == ("vendor/mira-1", 0.3)
+
+    # without settings: the server's default model, no temperature sent
+    plain = await alice.character("Bram")
+    r = await alice.request("POST", f"/api/characters/{plain['id']}/chat", json={"content": "Hi"})
+    body = fake.requests[-1].body
+    assert body["model"] == live.services.settings.llm.model and "temperature" not in body
+    assert "models" not in body
+
+
+async def test_fallback_models_answer_when_the_first_fails(live: Live, fake: Any) -> None:
+    alice = await live.register()
+    settings = {"model": "vendor/a", "fallback_models": ["vendor/b", "vendor/c"]}
+    r = await alice.request("POST", "/api/characters", json={"name": "Mira", "settings": settings})
+    cid = r.json()["id"]
+    r = await alice.request("POST", f"/api/characters/{cid}/chat", json={"content": "Hi"})
+    assert r.status_code == 200, r.text
+    assert fake.requests[-1].body["models"] == ["vendor/a", "vendor/b", "vendor/c"]
+    assert r.json()["reply"]["model"] == "vendor/a"
+
+    r = await alice.request(
+        "POST", f"/api/characters/{cid}/chat", json={"content": "Hi [[fake:fail_model=vendor/a]]"}
+    )
+    assert r.status_code == 200, r.text
+    reply = r.json()["reply"]
+    assert reply["model"] == "vendor/b" and reply["status"] == "complete"
+    items = await history(alice, cid)
+    assert items[-1]["id"] == reply["id"] and items[-1]["model"] == "vendor/b"
+
+    # streamed, and with two failing models
+    async with alice.stream(
+        f"/api/characters/{cid}/chat",
+        {"content": "[[fake:fail_model=vendor/a]] [[fake:fail_model=vendor/b]]"},
+    ) as sse:
+        events = await sse.collect()
+    replies = [data for name, data in events if name == "reply"]
+    assert replies and replies[0]["model"] == "vendor/c"
+
+    # every model fails: an error, nothing stored as a reply
+    before = len(await history(alice, cid))
+    content = "x " + " ".join(f"[[fake:fail_model=vendor/{m}]]" for m in "abc")
+    r = await alice.request("POST", f"/api/characters/{cid}/chat", json={"content": content})
+    assert r.status_code == 502, r.text
+    assert len(await history(alice, cid)) == before + 1  # the user message only
+
+
+async def test_group_replies_use_each_characters_settings(live: Live, fake: Any) -> None:
+    alice = await live.register()
+    ids = []
+    for name, settings in (
+        ("Mira", {"model": "vendor/a", "temperature": 1.5}),
+        ("Bram", {"model": "vendor/x", "fallback_models": ["vendor/y"]}),
+    ):
+        r = await alice.request(
+            "POST", "/api/characters", json={"name": name, "settings": settings}
+        )
+        ids.append(r.json()["id"])
+    r = await alice.request(
+        "POST", "/api/groups", json={"name": "Inn", "character_ids": ids, "strategy": "all"}
+    )
+    gid = r.json()["id"]
+    since = len(fake.requests)
+    r = await alice.request(
+        "POST", f"/api/groups/{gid}/messages", json={"content": "Hi [[fake:fail_model=vendor/x]]"}
+    )
+    assert r.status_code == 200, r.text
+    bodies = {q.body["model"]: q.body for q in fake.requests[since:]}
+    assert bodies["vendor/a"]["temperature"] == 1.5 and "models" not in bodies["vendor/a"]
+    assert bodies["vendor/x"]["models"] == ["vendor/x", "vendor/y"]
+    models = {m["character_id"]: m["model"] for m in r.json()["replies"]}
+    assert models == {ids[0]: "vendor/a", ids[1]: "vendor/y"}
+
+
+async def test_settings_models_follow_fastnpc_models(db_url: str, fake: Any) -> None:
+    settings = make_settings(db_url, fake.base_url, llm={"models": "good/one,good/two"})
+    async with live_server(settings) as live:
+        alice = await live.register()
+        for bad in ({"model": "other/m"}, {"fallback_models": ["good/one", "other/m"]}):
+            r = await alice.request(
+                "POST", "/api/characters", json={"name": "Mira", "settings": bad}
+            )
+            assert r.status_code == 400, r.text
+            assert r.json()["error"]["code"] == "invalid_request"
+            assert r.json()["error"]["details"][0]["loc"][0].startswith("settings.")
+        r = await alice.request("GET", "/api/characters")
+        assert r.json()["items"] == []
+        good = {"model": "good/one", "fallback_models": ["good/two"]}
+        r = await alice.request("POST", "/api/characters", json={"name": "Mira", "settings": good})
+        assert r.status_code == 201, r.text
+        cid = r.json()["id"]
+        r = await alice.request(
+            "PATCH", f"/api/characters/{cid}", json={"settings": {"fallback_models": ["x/y"]}}
+        )
+        assert r.status_code == 400, r.text
+        r = await alice.request("GET", f"/api/characters/{cid}")
+        assert r.json()["settings"]["fallback_models"] == ["good/two"]
