@@ -348,3 +348,28 @@ async def test_settings_models_follow_fastnpc_models(db_url: str, fake: Any) -> 
         assert r.status_code == 400, r.text
         r = await alice.request("GET", f"/api/characters/{cid}")
         assert r.json()["settings"]["fallback_models"] == ["good/two"]
+
+
+async def test_memory_summaries_of_a_chinese_character_are_asked_in_chinese(
+    db_url: str, fake: Any
+) -> None:
+    settings = make_settings(db_url, fake.base_url, memory_trigger_messages=4, memory_keep_recent=2)
+    async with live_server(settings) as live:
+        alice = await live.register()
+        r = await alice.request("POST", "/api/characters", json={"name": "林黛玉"})
+        cid = r.json()["id"]
+        for i in range(3):  # 6 messages > trigger 4
+            r = await alice.request(
+                "POST", f"/api/characters/{cid}/chat", json={"content": f"第{i}件事"}
+            )
+            assert r.status_code == 200, r.text
+        with trio.fail_after(20):
+            await live.services.memory.wait_idle()
+        summaries = [
+            q for q in fake.requests if q.messages[-1]["content"].startswith("MEMORY SUMMARY")
+        ]
+        assert len(summaries) == 1
+        system, user = (m["content"] for m in summaries[0].messages)
+        assert system.startswith("你负责保存角色扮演角色林黛玉的记忆")
+        assert "用户与林黛玉的一对一对话" in system
+        assert "用户: 第0件事" in user and "林黛玉: " in user
