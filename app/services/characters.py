@@ -191,11 +191,13 @@ class CharacterService:
         known: dict[str, Any] | None,
         model: str | None,
         greeting: dict[str, str] | None = None,
+        language: Language | None = None,
     ) -> dict[str, dict[str, Any] | None]:
         """Generate ``categories`` concurrently (as long as the slowest one, not the sum),
         publishing a ``category`` event for each; a failed one is None. With ``greeting``,
-        the greeting is generated too (into ``greeting["greeting"]``, when it worked). Raises
-        ``llm.LLMError`` when the run is cancelled, ``llm.Overloaded`` when the LLM is."""
+        the greeting is generated too (into ``greeting["greeting"]``, when it worked). The
+        prompts are in ``language``, else in the language of ``name`` and ``source_text``.
+        Raises ``llm.LLMError`` when the run is cancelled, ``llm.Overloaded`` when the LLM is."""
         results: dict[str, dict[str, Any] | None] = {}
         with run.cancel_scope:
             async with trio.open_nursery() as nursery:
@@ -212,6 +214,7 @@ class CharacterService:
                             model=model,
                             results=results,
                             greeting=greeting,
+                            language=language,
                         )
                     )
         if run.cancel_scope.cancelled_caught:

@@ -8,6 +8,7 @@ from typing import Any
 
 import trio
 
+from app.demo import CHINESE_CARD
 from tests.app.harness import Live, Session, live_server, make_settings
 
 
@@ -373,3 +374,13 @@ async def test_memory_summaries_of_a_chinese_character_are_asked_in_chinese(
         assert system.startswith("你负责保存角色扮演角色林黛玉的记忆")
         assert "用户与林黛玉的一对一对话" in system
         assert "用户: 第0件事" in user and "林黛玉: " in user
+
+
+async def test_completing_a_chinese_card_generates_in_chinese(live: Live, fake: Any) -> None:
+    alice = await live.register()
+    r = await alice.request("POST", "/api/characters/import?complete=true", json=CHINESE_CARD)
+    assert r.status_code == 201, r.text
+    assert r.json()["greeting"] == CHINESE_CARD["data"]["first_mes"]
+    assert fake.requests  # the empty categories were generated
+    assert all("所有文本值都用中文书写" in q.messages[0]["content"] for q in fake.requests)
+    assert all("greeting" not in q.messages[-1]["content"] for q in fake.requests)
