@@ -5,9 +5,10 @@ then registers a user, generates a character with a live eight-category display,
 reply token by token, stops a reply mid-stream (stored as `interrupted`), talks long enough for
 the conversation to be compressed into memories and shows them, plays one group turn where the
 moderator picks two of three characters (with its reason) who answer with interleaved streams,
-lets the three continue for two rounds on their own (`continue`), and times ten concurrent
-chats against what a serial server would take. Everything it made is removed at the end. A
-failure (e.g. the provider is down) ends with one line saying what failed.
+lets the three continue for two rounds on their own (`continue`), imports a Chinese Character
+Card V2 and chats with it in Chinese (persona set, greeting first, Chinese prompt frame), and
+times ten concurrent chats against what a serial server would take. Everything it made is
+removed at the end. A failure (e.g. the provider is down) ends with one line saying what failed.
 """
 
 from __future__ import annotations
@@ -72,6 +73,29 @@ def _message(response: httpx.Response) -> str:
         return str(response.json()["error"]["message"])
     except (ValueError, KeyError, TypeError):
         return response.text[:200]
+
+
+CHINESE_CARD: dict[str, Any] = {
+    "spec": "chara_card_v2",
+    "spec_version": "2.0",
+    "data": {
+        "name": "林黛玉",
+        "description": "《红楼梦》中的人物，寄居贾府的表小姐，才情出众，多愁善感。",
+        "personality": "聪慧、敏感、孤高，说话含蓄而带刺。",
+        "scenario": "大观园的潇湘馆，秋雨初歇。",
+        "first_mes": "{{user}}，你来了。这雨下了一整天，我正闷得慌。",
+        "mes_example": "",
+        "creator_notes": "FastNPC 演示卡片",
+        "system_prompt": "",
+        "post_history_instructions": "",
+        "alternate_greetings": ["又是{{user}}。今日怎么有空来看我？"],
+        "tags": ["红楼梦"],
+        "creator": "fastnpc-demo",
+        "character_version": "1.0",
+        "extensions": {},
+    },
+}
+"""The demo's card: Character Card V2 JSON with Chinese text (what a user brings along)."""
 
 
 class Tour:
@@ -261,8 +285,35 @@ class Tour:
                     live.update(table())
         self.console.print()
 
+    async def card(self) -> None:
+        self.console.print(
+            "[bold]7.[/] A character travels as a Character Card V2: importing a Chinese card, "
+            "with a persona, the greeting opens the chat and the prompts are Chinese:"
+        )
+        await self.put("/api/me/persona", {"name": "宝玉", "description": "贾府的公子。"})
+        character = await self.post("/api/characters/import", CHINESE_CARD)
+        history = await self.get(f"/api/characters/{character['id']}/chat/messages")
+        name = escape(character["name"])
+        for message in history["items"]:
+            self.console.print(f"   [cyan]{name}:[/] {escape(message['content'])}")
+        line = "妹妹今天可好？"
+        self.console.print(f"   [dim]宝玉:[/] {line}")
+        self.console.print(f"   [cyan]{name}:[/] ", end="")
+        path = f"/api/characters/{character['id']}/chat"
+        async for event, data in sse_events(self.client, path, {"content": line}, self.headers):
+            if event == "delta":
+                self.console.print(data["text"], end="", markup=False, highlight=False)
+            elif event == "reply":
+                self.console.print(f"\n   [dim](answered by {escape(str(data['model']))})[/]")
+
+    async def put(self, path: str, body: Any) -> Any:
+        r = await self.client.put(path, json=body, headers=self.headers)
+        if not r.is_success:
+            raise DemoFailed(f"PUT {path} answered {r.status_code}: {_message(r)}")
+        return r.json()
+
     async def concurrent(self) -> None:
-        self.console.print("[bold]7.[/] Ten users chat at once:")
+        self.console.print("[bold]8.[/] Ten users chat at once:")
         users: list[Tour] = []
 
         async def sign_up() -> None:
@@ -337,6 +388,7 @@ async def _tour(console: Console, port: int) -> None:
                         await tour.stop(character)
                         await tour.memory(character)
                         await tour.group(character)
+                        await tour.card()
                         await tour.concurrent()
                 finally:
                     stop.set()

@@ -216,6 +216,12 @@ class ChatStream:
         return self._parts[0] if self._parts else ""
 
     @property
+    def model(self) -> str:
+        """The model that answers: the one the chunks name (with a ``models`` fallback list,
+        the provider's choice), else the one asked for."""
+        return self._upstream.state.model
+
+    @property
     def keepalives(self) -> int:
         """Keep-alive comments received on the successful attempt."""
         return self._upstream.keepalives
@@ -361,10 +367,17 @@ class OpenRouterClient:
         user: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        models: Sequence[str] | None = None,
     ) -> Completion:
-        """The whole reply to ``messages`` (streamed internally, so the same deadlines apply)."""
+        """The whole reply to ``messages`` (streamed internally, so the same deadlines apply).
+        ``models``: OpenRouter's fallback list (see ``stream``)."""
         return await self._complete(
-            messages, model=model, user=user, temperature=temperature, max_tokens=max_tokens
+            messages,
+            model=model,
+            user=user,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            models=models,
         )
 
     @asynccontextmanager
@@ -376,9 +389,14 @@ class OpenRouterClient:
         user: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        models: Sequence[str] | None = None,
     ) -> AsyncIterator[ChatStream]:
         """Stream the reply to ``messages``: ``async with client.stream(...) as s:
         async for delta in s: ...``.
+
+        ``models`` is OpenRouter's fallback list: the provider tries them in order and the
+        chunks name the one that answered (``ChatStream.model``); ``model`` defaults to its
+        first entry.
 
         Holds a limiter slot for the whole block. Attempts are retried only before the
         first delta is yielded; afterwards a failure raises from the iteration. Leaving
@@ -391,6 +409,7 @@ class OpenRouterClient:
             temperature=temperature,
             max_tokens=max_tokens,
             pacing=self.pacing,
+            models=models,
         ) as chat:
             yield chat
 
@@ -437,6 +456,7 @@ class OpenRouterClient:
         temperature: float | None = None,
         max_tokens: int | None = None,
         response_format: dict[str, Any] | None = None,
+        models: Sequence[str] | None = None,
     ) -> Completion:
         async with self._stream(
             messages,
@@ -445,6 +465,7 @@ class OpenRouterClient:
             temperature=temperature,
             max_tokens=max_tokens,
             response_format=response_format,
+            models=models,
         ) as chat:
             async for _ in chat:
                 pass
@@ -463,8 +484,10 @@ class OpenRouterClient:
         max_tokens: int | None,
         response_format: dict[str, Any] | None = None,
         pacing: StreamPacing | None = None,
+        models: Sequence[str] | None = None,
     ) -> AsyncIterator[ChatStream]:
-        model_name = model or self.settings.model
+        fallbacks = list(models or ())
+        model_name = model or (fallbacks[0] if fallbacks else self.settings.model)
         metrics = self.metrics
         metrics.record_call(model_name)
         in_setup = True
@@ -472,7 +495,9 @@ class OpenRouterClient:
         try:
             if self.settings.api_key is None:
                 raise AuthenticationError("no API key configured")
-            content = self._encode(messages, model_name, temperature, max_tokens, response_format)
+            content = self._encode(
+                messages, model_name, temperature, max_tokens, response_format, fallbacks
+            )
             async with self.limiter.slot(user):
                 with _counted(pacing):
                     start = trio.current_time()
@@ -513,6 +538,7 @@ class OpenRouterClient:
         temperature: float | None,
         max_tokens: int | None,
         response_format: dict[str, Any] | None,
+        models: Sequence[str] = (),
     ) -> bytes:
         body: dict[str, Any] = {
             "model": model,
@@ -520,6 +546,8 @@ class OpenRouterClient:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        if models:
+            body["models"] = list(models)
         if temperature is not None:
             body["temperature"] = temperature
         if max_tokens is not None:

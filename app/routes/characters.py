@@ -33,10 +33,11 @@ from app.schemas import (
     CharacterList,
     CharacterOut,
     CharacterPatch,
+    CharacterSettingsIn,
     GenerateIn,
     ImportQuery,
 )
-from app.services.models import chosen_model
+from app.services.models import check_settings_models, chosen_model
 from app.views import character_view, parse_id
 from storage.characters import CharacterExtras
 from storage.records import CharacterSettings
@@ -51,6 +52,7 @@ bp = Blueprint("characters", __name__, url_prefix="/api/characters")
 @errors(400, 413)
 async def create(data: CharacterIn) -> ResponseReturnValue:
     """Create a character from a name, an optional partial profile and its card fields."""
+    _check_models(data.settings)
     extras = CharacterExtras(
         greeting=data.greeting,
         alternate_greetings=data.alternate_greetings or [],
@@ -62,6 +64,14 @@ async def create(data: CharacterIn) -> ResponseReturnValue:
         current_user().id, data.name, data.profile, extras
     )
     return character_view(character), 201
+
+
+def _check_models(settings: CharacterSettingsIn | None) -> None:
+    """400 when the settings name a model FASTNPC_MODELS does not allow."""
+    if settings is not None:
+        check_settings_models(
+            settings.model, settings.fallback_models, services().settings.llm.models
+        )
 
 
 def _changes(data: CharacterPatch) -> dict[str, Any]:
@@ -108,6 +118,7 @@ async def get(character_id: str) -> ResponseReturnValue:
 @errors(400, 404, 413)
 async def patch(character_id: str, data: CharacterPatch) -> ResponseReturnValue:
     """Rename, replace the given profile categories and card fields (settings keys merge)."""
+    _check_models(data.settings)
     character = await services().characters.update(
         current_user().id,
         parse_id(character_id),

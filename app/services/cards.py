@@ -111,6 +111,7 @@ class CardService:
                     source_text=card.source_text or None,
                     known=known or None,
                     model=model or card.extras.settings.model,
+                    language=card.extras.settings.language,
                 )
                 profile = {**profile, **{c: v for c, v in generated.items() if v is not None}}
             with shielded_save():

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 import trio
+from pydantic import BaseModel, Field, create_model
 
 import llm
 from app.errors import InvalidRequest, NotFound
+from app.services.greetings import character_language
 from app.services.images import normalise_avatar
 from app.services.profile import (
-    DESCRIPTIONS,
     GENERATION_SCHEMAS,
     ProfileError,
     validate_partial_profile,
 )
+from app.services.prompt_texts import text_language, texts_for
 from app.services.prompts import generation_prompt
 from app.services.runs import Run, RunRegistry
 from app.services.shielding import shielded_save
@@ -25,7 +29,20 @@ from app.sources import SourceClient, SourcePage, SourceQuery
 from app.views import character_view
 from storage import Database, avatars, characters
 from storage.characters import CATEGORIES, CharacterExtras
-from storage.records import Character, Source
+from storage.records import Character, Language, Source
+
+log = logging.getLogger(__name__)
+
+
+GREETING_CARRIER = "dialogue"
+"""The category whose generation call also writes the greeting (no ninth call: the eight
+calls already fill a user's LLM slots, so generation stays as long as the slowest category)."""
+
+_WITH_GREETING: type[BaseModel] = create_model(
+    "DialogueWithGreeting",
+    __base__=GENERATION_SCHEMAS[GREETING_CARRIER],
+    greeting=(str, Field(max_length=4_000)),
+)
 
 
 class AllCategoriesFailed(llm.LLMError):
@@ -152,21 +169,34 @@ class CharacterService:
         known: dict[str, Any] | None,
         model: str | None,
         results: dict[str, dict[str, Any] | None],
+        language: Language | None = None,
+        greeting: dict[str, str] | None = None,
     ) -> None:
+        """Generate one category into ``results``; with ``greeting``, the carrier category's
+        call also writes the greeting into ``greeting["greeting"]``."""
+        language = language or text_language([name, source_text])
+        texts = texts_for(language)
+        description = texts.category_descriptions[category]
+        schema = GENERATION_SCHEMAS[category]
+        carries = greeting is not None and category == GREETING_CARRIER
+        if carries:
+            description, schema = f"{description}. {texts.greeting_field}", _WITH_GREETING
         messages = generation_prompt(
-            name, category, DESCRIPTIONS[category], source_text=source_text, known=known
+            name, category, description, source_text=source_text, known=known, language=language
         )
         try:
-            value = await self._client.structured(
-                messages, GENERATION_SCHEMAS[category], model=model, user=str(user_id)
-            )
+            value = await self._client.structured(messages, schema, model=model, user=str(user_id))
         except llm.LLMError as exc:
             results[category] = None
             run.publish("category", {"category": category, "status": "failed", "error": str(exc)})
             if isinstance(exc, llm.Overloaded):
                 raise
             return
-        results[category] = value.model_dump()
+        data = value.model_dump()
+        said = str(data.pop("greeting", "")).strip()
+        if carries and said and greeting is not None:
+            greeting["greeting"] = said
+        results[category] = data
         run.publish("category", {"category": category, "status": "ok", "data": results[category]})
 
     async def generate_categories(
@@ -179,10 +209,14 @@ class CharacterService:
         source_text: str | None,
         known: dict[str, Any] | None,
         model: str | None,
+        greeting: dict[str, str] | None = None,
+        language: Language | None = None,
     ) -> dict[str, dict[str, Any] | None]:
         """Generate ``categories`` concurrently (as long as the slowest one, not the sum),
-        publishing a ``category`` event for each; a failed one is None. Raises
-        ``llm.LLMError`` when the run is cancelled, ``llm.Overloaded`` when the LLM is."""
+        publishing a ``category`` event for each; a failed one is None. With ``greeting``,
+        the greeting is generated too (into ``greeting["greeting"]``, when it worked). The
+        prompts are in ``language``, else in the language of ``name`` and ``source_text``.
+        Raises ``llm.LLMError`` when the run is cancelled, ``llm.Overloaded`` when the LLM is."""
         results: dict[str, dict[str, Any] | None] = {}
         with run.cancel_scope:
             async with trio.open_nursery() as nursery:
@@ -198,6 +232,8 @@ class CharacterService:
                             known=known,
                             model=model,
                             results=results,
+                            greeting=greeting,
+                            language=language,
                         )
                     )
         if run.cancel_scope.cancelled_caught:
@@ -238,8 +274,16 @@ class CharacterService:
                         "chars": len(page.text),
                     },
                 )
+            greeting: dict[str, str] = {}
             profile = await self.generate_categories(
-                run, user_id, name, CATEGORIES, source_text=source_text, known=None, model=model
+                run,
+                user_id,
+                name,
+                CATEGORIES,
+                source_text=source_text,
+                known=None,
+                model=model,
+                greeting=greeting,
             )
             if all(profile[c] is None for c in CATEGORIES):
                 raise AllCategoriesFailed("every profile category failed to generate")
@@ -250,7 +294,7 @@ class CharacterService:
                     name,
                     profile,
                     source_text=source_text,
-                    extras=extras,
+                    extras=replace(extras, greeting=greeting.get("greeting")),
                 )
             run.publish("character", character_view(character))
             return character
@@ -277,6 +321,7 @@ class CharacterService:
                     known=known,
                     model=model,
                     results=results,
+                    language=character_language(character),
                 )
             if run.cancel_scope.cancelled_caught:
                 raise llm.LLMError("regeneration was cancelled")

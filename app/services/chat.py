@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 import llm
 from app.errors import Conflict, NotFound
+from app.services.character_llm import reply_options
 from app.services.lifecycle import (
     Claim,
     Generation,
@@ -23,6 +24,7 @@ from app.services.lifecycle import (
 )
 from app.services.lore_activation import select_lore
 from app.services.memory import MemoryService
+from app.services.opening import Interlocutor, interlocutor_of, lookup_direct, open_direct
 from app.services.prompts import build_prompt, character_system_prompt, direct_history
 from app.services.replies import stream_reply
 from app.services.runs import Run
@@ -31,7 +33,6 @@ from app.views import message_view
 from storage import (
     Database,
     StorageUnavailable,
-    characters,
     conversations,
     lorebooks,
     memories,
@@ -66,21 +67,13 @@ class ChatService:
         self, user_id: int, character_id: int | None
     ) -> tuple[Character, Conversation]:
         if character_id is not None:
-            cid = character_id
-
-            def lookup(conn: Connection) -> tuple[Character | None, Conversation | None]:
-                character = characters.get_character(conn, user_id, cid)
-                if character is None:
-                    return None, None
-                return character, conversations.get_direct(conn, user_id, cid)
-
-            character, conversation = await self._db.read(lookup)
+            character, conversation, to_open = await self._db.read(
+                lookup_direct, user_id, character_id
+            )
             if character is not None:
-                # the conversation exists for every message but the first
-                if conversation is None:
-                    conversation = await self._db.write(
-                        conversations.get_or_create_direct, user_id, character.id
-                    )
+                # a write only for the first message, or to greet in an empty conversation
+                if conversation is None or to_open:
+                    conversation = await self._db.write(open_direct, user_id, character)
                 return character, conversation
         raise NotFound("no such character")
 
@@ -122,12 +115,15 @@ class ChatService:
         # message's view), not the character's profile or the history it was built from.
         history = direct_history(context.recent)
         lore = select_lore(context.lorebooks, [text for _, text in history])
-        system = character_system_prompt(character, context.memories, lore)
+        system = character_system_prompt(
+            character, context.memories, lore, context.interlocutor
+        )
         prompt = build_prompt(system, history, budget=self._budget)
         lore_ids = lore.entry_ids
         character_id, conversation_id = character.id, claim.conversation_id
         user_view = None if user_message is None else message_view(user_message)
         replacing_id = None if replacing is None else replacing.id
+        options = reply_options(character)
 
         uncompressed: int | None = None
 
@@ -139,7 +135,13 @@ class ChatService:
             if lore_ids:
                 run.publish("lore", {"entry_ids": lore_ids})
             outcome = await stream_reply(
-                self._client, run, prompt, user=str(user_id), tag={}, cancel_scope=run.cancel_scope
+                self._client,
+                run,
+                prompt,
+                user=str(user_id),
+                tag={},
+                cancel_scope=run.cancel_scope,
+                options=options,
             )
             pending = []
             if outcome.status == "complete" or outcome.text:
@@ -150,6 +152,7 @@ class ChatService:
                         outcome.text,
                         character_id=character_id,
                         status=outcome.status,
+                        model=outcome.model,
                     )
                 )
 
@@ -222,6 +225,7 @@ class PromptContext:
     memories: list[Memory]
     recent: list[Message]  # uncompressed, oldest first, ending with the message answered
     lorebooks: list[Lorebook]  # attached to the character, in order
+    interlocutor: Interlocutor | None = None  # the user's persona
 
 
 def _load_context(
@@ -233,7 +237,12 @@ def _load_context(
         recent = [m for m in recent if m.id < before]
     character_id = conversation.character_id or 0
     books = lorebooks.attached_lorebooks(conn, [character_id])[character_id]
-    return PromptContext(memories.list_memories(conn, conversation_id), recent, books)
+    return PromptContext(
+        memories.list_memories(conn, conversation_id),
+        recent,
+        books,
+        interlocutor_of(conn, conversation_id),
+    )
 
 
 def _in_progress() -> Conflict:

@@ -10,6 +10,7 @@ text the server writes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from storage.records import Character, Language
 
@@ -41,4 +42,9 @@ def character_language(character: Character) -> Language:
     texts = [character.name, character.greeting or "", *character.alternate_greetings]
     for entry in character.profile.values():
         texts.extend(str(v) for v in (entry or {}).values())
-    return "zh" if any(_CJK.search(t) for t in texts) else "en"
+    return text_language(texts)
+
+
+def text_language(texts: Iterable[str | None]) -> Language:
+    """``zh`` when any of ``texts`` contains CJK, else ``en`` (e.g. generation source text)."""
+    return "zh" if any(t and _CJK.search(t) for t in texts) else "en"

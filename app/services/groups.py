@@ -31,6 +31,8 @@ from sqlalchemy import Connection
 import llm
 from app.error_info import describe
 from app.errors import Conflict, InvalidRequest, NotFound
+from app.services.character_llm import reply_options
+from app.services.greetings import character_language
 from app.services.lifecycle import (
     Claim,
     Generation,
@@ -41,7 +43,9 @@ from app.services.lifecycle import (
 )
 from app.services.lore_activation import LoreSelection, select_lore, union_ids
 from app.services.memory import MemoryService
-from app.services.prompts import build_prompt, character_system_prompt
+from app.services.opening import Interlocutor, interlocutor
+from app.services.prompt_texts import PromptTexts, group_language, texts_for
+from app.services.prompts import build_prompt, character_system_prompt, speaker_frame
 from app.services.replies import ReplyOutcome, stream_reply
 from app.services.runs import Run
 from app.services.speakers import (
@@ -92,6 +96,7 @@ class _Turn:
     names: dict[int, str]
     user_message: Message | None  # the turn's new message from the user, if any
     spoken_since_user: list[int]  # speakers of the replies since the user's last message
+    interlocutor: Interlocutor | None = None  # the user's persona
     lorebooks: dict[int, list[Lorebook]] = field(default_factory=dict)  # per member, in order
     lore: dict[int, LoreSelection] = field(default_factory=dict)  # per speaker of the turn
 
@@ -535,7 +540,16 @@ class GroupService:
         }
         books = lorebooks.attached_lorebooks(conn, [c.id for c in members], group.id)
         spoken = messages.previous_turn_speakers(conn, group.conversation_id)
-        return _Turn(members, recent, mems, names, user_message, spoken, books)
+        return _Turn(
+            members,
+            recent,
+            mems,
+            names,
+            user_message,
+            spoken,
+            interlocutor(conn, user_id),
+            books,
+        )
 
     @staticmethod
     def _choose_lore(run: Run, turn: _Turn, speakers: Sequence[int]) -> None:
@@ -629,7 +643,13 @@ class GroupService:
         prompt = self._speaker_prompt(group, turn, character)
         tag = {"character_id": str(character.id)}
         outcome = await stream_reply(
-            self._client, run, prompt, user=str(user_id), tag=tag, cancel_scope=scope
+            self._client,
+            run,
+            prompt,
+            user=str(user_id),
+            tag=tag,
+            cancel_scope=scope,
+            options=reply_options(character),
         )
         saved: Message | None = None
         if outcome.status == "complete" or outcome.text:
@@ -639,6 +659,7 @@ class GroupService:
                 outcome.text,
                 character_id=character.id,
                 status=outcome.status,
+                model=outcome.model,
             )
             try:
                 stored: Saved[None] = await generation.save([reply])
@@ -665,26 +686,14 @@ class GroupService:
         self, group: Group, turn: _Turn, character: Character
     ) -> list[llm.ChatMessage]:
         others = [c.name for c in turn.members if c.id != character.id]
-        system = "\n\n".join(
-            [
-                character_system_prompt(
-                    character, turn.memories.get(character.id, []), turn.lore.get(character.id)
-                ),
-                f'This is the group conversation "{group.name}" between the user, '
-                f"{character.name} and {', '.join(others) or 'nobody else'}. Lines of the other "
-                "characters come prefixed with their names. Reply only as "
-                f"{character.name}, with your own line: never speak for the others, and do not "
-                "prefix your reply with your name.",
-                *(
-                    []
-                    if turn.user_message is not None
-                    else [
-                        "The user says nothing this turn and listens: carry the conversation on "
-                        "with the others."
-                    ]
-                ),
-            ]
+        system = character_system_prompt(
+            character,
+            turn.memories.get(character.id, []),
+            turn.lore.get(character.id),
+            turn.interlocutor,
         )
+        frame = speaker_frame(group.name, character, others, listening=turn.user_message is None)
+        system = f"{system}\n\n{frame}"
         return build_prompt(
             system, point_of_view(turn.recent, character.id, turn.names), budget=self._budget
         )
@@ -744,39 +753,46 @@ def moderator_prompt(
     in a turn without one, the request to let the conversation go on), and who may be chosen:
     the CANDIDATES line leaves out muted members and a last speaker who may not speak again,
     and the prompt says so."""
+    texts = texts_for(group_language([character_language(c) for c in turn.members]))
     muted = [c for c in turn.members if c.id in group.muted_character_ids]
     spoke = [c for c in turn.members if c.id not in candidates and c not in muted]
     lines = []
     for c in turn.members:
-        note = " (muted)" if c in muted else " (just spoke)" if c in spoke else ""
-        lines.append(f"- id {c.id}: {c.name}{note} — {_brief(c)}")
+        note = (
+            texts.moderator_note_muted
+            if c in muted
+            else texts.moderator_note_spoke
+            if c in spoke
+            else ""
+        )
+        lines.append(f"- id {c.id}: {c.name}{note} — {_brief(c, texts)}")
     shown = turn.recent[:-1] if turn.user_message is not None else turn.recent
     history = [
-        f"{_speaker(m, turn.names)}: {_clip(m.content)}"
+        f"{_speaker(m, turn.names, texts)}: {_clip(m.content)}"
         for m in shown[-MODERATOR_HISTORY:]
         if m.status != "error"
     ]
     if turn.user_message is not None:
-        now = ["The user's new message:", _clip(turn.user_message.content)]
-        task = "reply to the user's new message"
+        now = [texts.moderator_new_message, _clip(turn.user_message.content)]
+        task = texts.moderator_task_reply
     else:
-        now = ["The user says nothing this turn: the characters carry on among themselves."]
-        task = "speak next in the conversation"
+        now = [texts.moderator_silent]
+        task = texts.moderator_task_continue
     rules = [
-        f"{label}: " + ", ".join(f"{c.name} (id {c.id})" for c in who)
+        f"{label}: " + texts.list_separator.join(f"{c.name} (id {c.id})" for c in who)
         for label, who in (
-            ("Muted, never choose", muted),
-            ("Just spoke, do not choose again", spoke),
+            (texts.moderator_muted, muted),
+            (texts.moderator_just_spoke, spoke),
         )
         if who
     ]
     user = "\n".join(
         [
-            f'Group "{group.name}". Characters:',
+            texts.moderator_characters.format(group=group.name),
             *lines,
             "",
-            "Recent conversation:",
-            *(history or ["(none)"]),
+            texts.moderator_recent,
+            *(history or [texts.moderator_none]),
             "",
             *now,
             "",
@@ -784,28 +800,24 @@ def moderator_prompt(
             f"CANDIDATES: {','.join(str(c) for c in candidates)}",
         ]
     )
-    system = (
-        f"You moderate a group role-play chat. Choose which characters {task}, most relevant "
-        f"first: between 1 and {limit} of them, only ids from the CANDIDATES line, each at "
-        'most once. Answer with JSON: {"character_ids": [...], "reason": "..."}.'
-    )
+    system = texts.moderator_system.format(task=task, limit=limit)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def _brief(character: Character) -> str:
+def _brief(character: Character, texts: PromptTexts) -> str:
     parts = []
     identity = character.profile.get("identity") or {}
     personality = character.profile.get("personality") or {}
     for value in (identity.get("occupation"), personality.get("traits")):
         if value:
             parts.append("; ".join(map(str, value)) if isinstance(value, list) else str(value))
-    return _clip(" | ".join(parts) or "no profile details")
+    return _clip(" | ".join(parts) or texts.moderator_no_details)
 
 
-def _speaker(message: Message, names: dict[int, str]) -> str:
+def _speaker(message: Message, names: dict[int, str], texts: PromptTexts) -> str:
     if message.role == "user":
-        return "User"
-    return names.get(message.character_id or 0, "Someone")
+        return texts.user_label
+    return names.get(message.character_id or 0, texts.someone)
 
 
 def _clip(text: str) -> str:

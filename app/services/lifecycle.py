@@ -130,9 +130,10 @@ def pending_message(
     *,
     character_id: int | None = None,
     status: Any = "complete",
+    model: str | None = None,
 ) -> PendingMessage:
-    """A message to save, stamped now."""
-    return PendingMessage(conversation_id, role, content, character_id, status, utcnow())
+    """A message to save, stamped now (``model``: the model that answered an assistant one)."""
+    return PendingMessage(conversation_id, role, content, character_id, status, utcnow(), model)
 
 
 class GenerationLifecycle:

@@ -38,6 +38,8 @@ from sqlalchemy import Connection
 
 import llm
 from app.services.changes import ChangeSignal
+from app.services.greetings import character_language
+from app.services.prompt_texts import PromptTexts, texts_for
 from app.services.supervisor import Supervisor, SupervisorPolicy
 from storage import (
     Database,
@@ -49,7 +51,7 @@ from storage import (
     memories,
     messages,
 )
-from storage.records import Conversation, Job, Message
+from storage.records import Conversation, Job, Language, Message
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,8 @@ class _Context:
     """Every character id in the pending messages → name."""
     group_name: str | None
     pending: list[Message]
+    languages: dict[int | None, Language] = field(default_factory=dict)
+    """Whose memories → the language of that character's prompts."""
 
 
 @dataclass
@@ -384,6 +388,7 @@ class MemoryService:
             return None
         pending = messages.oldest_uncompressed(conn, conversation_id, keep_recent=self.keep_recent)
         owners: dict[int | None, str] = {}
+        languages: dict[int | None, Language] = {}
         group_name = None
         user_id = conversation.user_id
         if conversation.character_id is not None:
@@ -391,6 +396,7 @@ class MemoryService:
             if character is None:
                 return None
             owners[None] = character.name
+            languages[None] = character_language(character)
         elif conversation.group_id is not None:
             group = groups.get_group(conn, user_id, conversation.group_id)
             if group is None:
@@ -398,12 +404,13 @@ class MemoryService:
             group_name = group.name
             for member in characters.get_characters(conn, user_id, group.character_ids):
                 owners[member.id] = member.name
+                languages[member.id] = character_language(member)
         speaker_ids = {m.character_id for m in pending if m.character_id is not None}
         speakers = characters.get_characters(conn, user_id, sorted(speaker_ids))
         names = {c.id: c.name for c in speakers}
         if conversation.character_id is not None:
             names.setdefault(conversation.character_id, owners[None])
-        return _Context(conversation, owners, names, group_name, pending)
+        return _Context(conversation, owners, names, group_name, pending, languages)
 
     def _apply(
         self,
@@ -430,27 +437,26 @@ class MemoryService:
 
     async def _summarise(self, context: _Context, key: int | None) -> list[tuple[str, int]]:
         name = context.owners[key]
+        texts = texts_for(context.languages.get(key, "en"))
         if context.group_name is None:
-            setting = f"a one-to-one conversation between the user and {name}"
+            setting = texts.memory_direct_setting.format(name=name)
         else:
-            others = ", ".join(n for k, n in context.owners.items() if k != key)
-            setting = (
-                f'the group conversation "{context.group_name}" between the user, {name}'
-                f" and {others}"
+            others = texts.list_separator.join(n for k, n in context.owners.items() if k != key)
+            setting = texts.memory_group_setting.format(
+                group=context.group_name, name=name, others=others
             )
-        transcript = "\n".join(_line(m, context.names) for m in context.pending)
+        transcript = "\n".join(_line(m, context.names, texts) for m in context.pending)
         prompt: list[llm.ChatMessage] = [
             {
                 "role": "system",
-                "content": (
-                    f"You keep the memory of {name}, a role-play character. Summarise the "
-                    f"excerpt of {setting} into at most {MAX_NOTES} short memory notes written "
-                    f"from {name}'s point of view: facts learned about the user and the others, "
-                    "promises, events, feelings. Each note is one sentence with an importance "
-                    "from 1 (trivia) to 5 (essential). Answer with JSON only."
+                "content": texts.memory_summary_system.format(
+                    name=name, setting=setting, limit=MAX_NOTES
                 ),
             },
-            {"role": "user", "content": f"MEMORY SUMMARY for {name}\n\n{transcript}"},
+            {
+                "role": "user",
+                "content": texts.memory_summary_header.format(name=name) + "\n\n" + transcript,
+            },
         ]
         notes = await self._structured(prompt)
         return _top(notes, MAX_NOTES)
@@ -462,21 +468,16 @@ class MemoryService:
         if len(short) <= self.short_term_budget:
             return
         name = context.owners[key]
+        texts = texts_for(context.languages.get(key, "en"))
         listed = "\n".join(f"- ({m.importance}) {m.content}" for m in current)
         prompt: list[llm.ChatMessage] = [
             {
                 "role": "system",
-                "content": (
-                    f"You keep the long-term memory of {name}, a role-play character. Merge "
-                    f"the memories below into at most {LONG_TERM_LIMIT} long-term memories: "
-                    "remove duplicates, combine related notes, keep the most important ones. "
-                    "Each is one sentence with an importance from 1 (trivia) to 5 (essential). "
-                    "Answer with JSON only."
-                ),
+                "content": texts.memory_merge_system.format(name=name, limit=LONG_TERM_LIMIT),
             },
             {
                 "role": "user",
-                "content": f"MEMORY MERGE for {name} (importance in brackets)\n\n{listed}",
+                "content": texts.memory_merge_header.format(name=name) + "\n\n" + listed,
             },
         ]
         merged = _top(await self._structured(prompt), LONG_TERM_LIMIT)
@@ -494,13 +495,13 @@ class MemoryService:
         return await self.client.structured(prompt, MemoryNotes)
 
 
-def _line(message: Message, names: dict[int, str]) -> str:
+def _line(message: Message, names: dict[int, str], texts: PromptTexts) -> str:
     if message.role == "user":
-        speaker = "User"
+        speaker = texts.user_label
     elif message.character_id is not None:
-        speaker = names.get(message.character_id, "Someone")
+        speaker = names.get(message.character_id, texts.someone)
     else:
-        speaker = "Assistant"
+        speaker = texts.assistant_label
     text = message.content
     if len(text) > MESSAGE_CHARS:
         text = text[:MESSAGE_CHARS] + " …"

@@ -6,7 +6,7 @@ generation today, per-character settings later); the rule itself is ``llm.check_
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import llm
 from app.errors import InvalidRequest
@@ -26,3 +26,13 @@ def chosen_model(
         raise InvalidRequest(
             str(exc), details=[{"loc": [field], "msg": str(exc), "type": "model_id"}]
         ) from None
+
+
+def check_settings_models(
+    model: str | None, fallback_models: Sequence[str], allowed: Collection[str]
+) -> None:
+    """A character's ``settings.model`` and ``settings.fallback_models`` against the rule
+    (``InvalidRequest`` naming ``settings.model`` or ``settings.fallback_models``)."""
+    chosen_model(model, allowed, field="settings.model")
+    for fallback in fallback_models:
+        chosen_model(fallback, allowed, field="settings.fallback_models")

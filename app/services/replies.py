@@ -9,6 +9,7 @@ from typing import Any
 import trio
 
 import llm
+from app.services.character_llm import ReplyOptions
 from app.services.runs import Run
 from app.services.shielding import shielded_save
 
@@ -20,6 +21,7 @@ class ReplyOutcome:
     text: str
     status: str  # complete | interrupted | error
     error: llm.LLMError | None
+    model: str | None = None  # the model that answered (None when no stream opened)
 
 
 async def stream_reply(
@@ -30,26 +32,32 @@ async def stream_reply(
     user: str,
     tag: dict[str, Any],
     cancel_scope: trio.CancelScope,
+    options: ReplyOptions | None = None,
 ) -> ReplyOutcome:
     """Relay the model's deltas into `run` as `delta` events tagged with `tag`.
 
     Runs inside `cancel_scope`: cancelling it (stop, shutdown) ends the stream and the partial
     text comes back with status `interrupted`. A provider failure comes back as `error` with the
-    partial text; it is never presented as a normal reply.
+    partial text; it is never presented as a normal reply. ``options``: the character's model,
+    temperature and fallbacks; the outcome names the model that answered.
     """
     parts: list[str] = []
     error: llm.LLMError | None = None
+    model: str | None = None
+    kwargs = (options or ReplyOptions()).stream_kwargs(client.settings.model)
     with cancel_scope:
         try:
-            async with client.stream(messages, user=user) as stream:
+            async with client.stream(messages, user=user, **kwargs) as stream:
+                model = stream.model
                 async for delta in stream.batches():
+                    model = stream.model
                     parts.append(delta)
                     run.publish("delta", {**tag, "text": delta})
         except llm.LLMError as exc:
             error = exc
     text = "".join(parts)
     if cancel_scope.cancelled_caught:
-        return ReplyOutcome(text, "interrupted", None)
+        return ReplyOutcome(text, "interrupted", None, model)
     if error is not None:
-        return ReplyOutcome(text, "error", error)
-    return ReplyOutcome(text, "complete", None)
+        return ReplyOutcome(text, "error", error, model)
+    return ReplyOutcome(text, "complete", None, model)

@@ -48,6 +48,7 @@ class PendingMessage:
     character_id: int | None
     status: MessageStatus
     created_at: datetime
+    model: str | None = None  # assistant messages: the model that answered
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"created_at": self.created_at.isoformat()}
@@ -104,6 +105,7 @@ def store_entry(conn: Connection, entry: SpoolEntry) -> list[Message]:
                 character_id=m.character_id,
                 status=m.status,
                 created_at=m.created_at,
+                model=m.model,
             )
         )
     if entry.generation_id is not None:

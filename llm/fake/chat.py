@@ -129,7 +129,9 @@ def _plan(
         style = "empty_choices" if sequence % 2 else "empty_delta_choice"
     prompt_tokens = estimate_prompt_tokens(messages)
     completion_tokens = len(pieces)
-    model = body.get("model")
+    model, unavailable = _answering_model(body, directives, behaviour.default_model)
+    if unavailable is not None and fault is None:
+        fault = unavailable
     return _Plan(
         pieces=pieces,
         finish_reason=finish_reason,
@@ -144,9 +146,30 @@ def _plan(
             round((prompt_tokens + completion_tokens) * behaviour.cost_per_token, 10),
         ),
         generation_id=f"gen-{int(time.time())}-{secrets.token_hex(8)}",
-        model=model if isinstance(model, str) and model else behaviour.default_model,
+        model=model,
         created=int(time.time()),
     )
+
+
+def _answering_model(
+    body: dict[str, Any], directives: Directives, default: str
+) -> tuple[str, Fault | None]:
+    """Which model answers: ``model``, or with a ``models`` list (OpenRouter's fallbacks) the
+    first one not failed by a ``fail_model`` directive; when all fail, a 502 fault."""
+    model = body.get("model")
+    asked = model if isinstance(model, str) and model else default
+    listed = body.get("models")
+    if isinstance(listed, list) and listed:
+        if not all(isinstance(m, str) and m for m in listed):
+            raise InvalidFakeConfig("models must be a list of model names")
+        candidates = list(listed)
+    else:
+        candidates = [asked]
+    for candidate in candidates:
+        if candidate not in directives.fail_models:
+            return candidate, None
+    message = f"no model could answer: {', '.join(candidates)} failed"
+    return asked, Fault(kind="http_status", status=502, message=message)
 
 
 def _pick(override: float | None, default: float) -> float:

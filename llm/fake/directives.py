@@ -11,6 +11,10 @@ Grammar (one setting per directive, any number of directives, anywhere in any me
                | "usage=" STYLE           empty_choices | empty_delta_choice
                | "fault=" FAULT
                | "say=" TEXT              a plain reply is "[fake] " + TEXT (no "]" in TEXT)
+               | "fail_model=" MODEL      that model fails (repeatable): a request's
+                                          ``models`` fallback list is answered by the first
+                                          model that does not fail (its name in the chunks);
+                                          when every one fails, HTTP 502
     FAULT     := NAME (":" PARAM "=" VALUE)*
     NAME      := "http_" STATUS           e.g. http_500, http_402
                | "rate_limit"             http_429
@@ -23,7 +27,8 @@ Grammar (one setting per directive, any number of directives, anywhere in any me
                | times                    apply to only the first N identical requests
 
 Examples: ``[[fake:fault=http_500]]``, ``[[fake:fault=rate_limit:retry_after=1]]``,
-``[[fake:fault=mid_stream_error:after=3:code=502]]``, ``[[fake:ttft=0.3]]``, ``[[fake:tps=0]]``.
+``[[fake:fault=mid_stream_error:after=3:code=502]]``, ``[[fake:ttft=0.3]]``, ``[[fake:tps=0]]``,
+``[[fake:fail_model=openai/gpt-4o]]``.
 
 Messages are read in order with the last user message read last, so its directives win; within a
 message a later directive wins. A directive fault takes precedence over the queued faults (the queue
@@ -36,7 +41,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from llm.fake.behaviour import USAGE_CHUNK_STYLES, InvalidFakeConfig, UsageChunkStyle
@@ -66,6 +71,8 @@ class Directives:
     """The directive's text, which keys the ``times`` counter."""
     say: str | None = None
     """The text of a plain (non-JSON) reply after `FAKE_MARK`, instead of the generated one."""
+    fail_models: set[str] = field(default_factory=set)
+    """Models that fail (``fail_model`` directives, all of them)."""
 
 
 def parse_directives(messages: Sequence[Mapping[str, Any]]) -> Directives:
@@ -100,6 +107,10 @@ def _apply(result: Directives, key: str, value: str, text: str) -> None:
             result.usage_style = value  # type: ignore[assignment]
         elif key == "say":
             result.say = value
+        elif key == "fail_model":
+            if not value:
+                raise InvalidFakeConfig("fail_model needs a model name")
+            result.fail_models.add(value)
         elif key == "fault":
             result.fault, result.fault_times = _parse_fault(value)
             result.fault_text = text

@@ -103,6 +103,8 @@ async def test_generate_json(live: Live, fake: FakeUpstream) -> None:
     assert body["status"] == "ready"
     assert all(body["profile"][c] for c in body["profile"])
     assert isinstance(body["profile"]["backstory"]["experiences"], list)
+    assert body["greeting"]  # generated too, by the dialogue call
+    assert "greeting" not in body["profile"]["dialogue"]
     # eight structured calls, all issued concurrently: the fake saw all eight in flight at once
     calls = fake.requests
     assert len(calls) == 8 and fake.max_active == 8

@@ -250,3 +250,22 @@ def test_fault_validation() -> None:
     with pytest.raises(InvalidFakeConfig):
         Fault.from_json({"kind": "hang", "bogus": 1})
     assert Fault.from_json(Fault.http(502).to_json()) == Fault.http(502)
+
+
+async def test_models_fallback_answers_as_the_first_model_that_does_not_fail(
+    client: httpx.AsyncClient,
+) -> None:
+    listed = {"model": "v/a", "models": ["v/a", "v/b", "v/c"]}
+    events = parse_events((await client.post("/chat/completions", json=chat("hi", **listed))).text)
+    assert {e.json["model"] for e in events if e.data and e.data != "[DONE]"} == {"v/a"}
+    text = "hi [[fake:fail_model=v/a]] [[fake:fail_model=v/b]]"
+    events = parse_events((await client.post("/chat/completions", json=chat(text, **listed))).text)
+    assert {e.json["model"] for e in events if e.data and e.data != "[DONE]"} == {"v/c"}
+    text = "hi [[fake:fail_model=v/c]]" + "".join(f"[[fake:fail_model=v/{m}]]" for m in "ab")
+    response = await client.post("/chat/completions", json=chat(text, **listed))
+    assert response.status_code == 502
+    assert "v/a, v/b, v/c failed" in response.json()["error"]["message"]
+    # without a list, a failed model fails the request
+    one = chat("[[fake:fail_model=v/a]]", model="v/a")
+    assert (await client.post("/chat/completions", json=one)).status_code == 502
+    assert (await client.post("/chat/completions", json=chat("x", model="v/b"))).status_code == 200
