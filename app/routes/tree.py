@@ -1,4 +1,5 @@
-"""Conversation trees: select, edit, delete, export and import, for chats and groups alike.
+"""Conversation trees: select, edit, delete, branch, regenerate, export and import, for chats
+and groups alike.
 
 ``{conv}`` is ``/api/characters/{id}/chat`` or ``/api/groups/{id}``; both prefixes
 route to the same handlers, which name the conversation with a ``ConversationRef``.
@@ -10,9 +11,27 @@ from quart import Blueprint, Response, request
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
-from app.openapi import errors, no_content_response, raw_body, text_response
-from app.routes.common import authenticated, current_user, no_content, services
-from app.schemas import ConversationExport, ExportQuery, MessageOut, MessagePage, MessagePatch
+from app.openapi import LLM_ERRORS, errors, no_content_response, raw_body, streams, text_response
+from app.routes.common import (
+    authenticated,
+    current_user,
+    no_content,
+    quota_checked,
+    rate_limited,
+    run_response,
+    services,
+)
+from app.schemas import (
+    ChatIn,
+    ChatOut,
+    ConversationExport,
+    ExportQuery,
+    GroupTurnOut,
+    MessageOut,
+    MessagePage,
+    MessagePatch,
+    ReplyOut,
+)
 from app.services.conversation_tree import ConversationKind, ConversationRef
 from app.views import message_view, page_view, parse_id
 
@@ -129,3 +148,73 @@ def _register(kind: ConversationKind, prefix: str) -> None:
 
 _register("chat", CHAT)
 _register("group", GROUP)
+
+
+# ---- branch and regenerate: generations, streamed like sending
+
+
+@bp.post(f"{CHAT}/messages/<message_id>/branch", endpoint="chat_branch")
+@authenticated
+@rate_limited
+@validate_request(ChatIn)
+@document_response(ChatOut)
+@errors(400, 404, 413, *LLM_ERRORS)
+@streams
+@quota_checked
+async def chat_branch(character_id: str, message_id: str, data: ChatIn) -> ResponseReturnValue:
+    """[stream] A new user message next to the user message `message_id`, made active, and
+    its reply, exactly as sending (`user_message`, `delta`…, `reply`, `done`)."""
+    run = await services().chat.branch(
+        current_user().id, _canonical(character_id), _canonical(message_id), data.content
+    )
+    return await run_response(run, dict)
+
+
+@bp.post(f"{CHAT}/messages/<message_id>/regenerate", endpoint="chat_regenerate_message")
+@authenticated
+@rate_limited
+@document_response(ReplyOut)
+@errors(400, 404, *LLM_ERRORS)
+@streams
+@quota_checked
+async def chat_regenerate(character_id: str, message_id: str) -> ResponseReturnValue:
+    """[stream] A new reply next to the assistant message `message_id`, from the path up to
+    its parent, made active; the old one stays as an alternative."""
+    run = await services().chat.regenerate(
+        current_user().id, _canonical(character_id), _canonical(message_id)
+    )
+    return await run_response(run, lambda r: {"reply": r["reply"], "lore": r["lore"]})
+
+
+@bp.post(f"{GROUP}/messages/<message_id>/branch", endpoint="group_branch")
+@authenticated
+@rate_limited
+@validate_request(ChatIn)
+@document_response(GroupTurnOut)
+@errors(400, 404, 413, *LLM_ERRORS)
+@streams
+@quota_checked
+async def group_branch(group_id: str, message_id: str, data: ChatIn) -> ResponseReturnValue:
+    """[stream] A new user message next to the user message `message_id`, made active, and a
+    whole turn from there (speakers chosen again), exactly as sending."""
+    run = await services().groups.send(
+        current_user().id, _canonical(group_id), data.content, branch_of=_canonical(message_id)
+    )
+    return await run_response(run, dict)
+
+
+@bp.post(f"{GROUP}/messages/<message_id>/regenerate", endpoint="group_regenerate_message")
+@authenticated
+@rate_limited
+@document_response(GroupTurnOut)
+@errors(400, 404, *LLM_ERRORS)
+@streams
+@quota_checked
+async def group_regenerate(group_id: str, message_id: str) -> ResponseReturnValue:
+    """[stream] A new reply by the same character next to the assistant message
+    `message_id`, from the path up to its parent, made the leaf (`speakers`, `delta`…,
+    `reply`, `done`)."""
+    run = await services().groups.regenerate(
+        current_user().id, _canonical(group_id), _canonical(message_id)
+    )
+    return await run_response(run, dict)

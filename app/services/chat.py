@@ -8,12 +8,12 @@ server processes, and `/chat/stop` works from any process through the stop flag.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection
 
 import llm
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, InvalidRequest, NotFound
 from app.services.character_llm import reply_options
 from app.services.lifecycle import (
     Claim,
@@ -37,6 +37,7 @@ from storage import (
     lorebooks,
     memories,
     messages,
+    tree,
 )
 from storage.records import Character, Conversation, Lorebook, Memory, Message, Page
 
@@ -82,24 +83,46 @@ class ChatService:
 
         def prepare(conn: Connection) -> tuple[Message, PromptContext]:
             user_message = messages.add_message(conn, conversation.id, "user", content)
-            return user_message, _load_context(conn, conversation, before=None)
+            return user_message, _load_context(conn, conversation)
 
         claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
         user_message, context = claim.prepared
         return await self._start(user_id, character, claim, context, user_message=user_message)
 
-    async def regenerate(self, user_id: int, character_id: int | None) -> Run:
+    async def regenerate(
+        self, user_id: int, character_id: int | None, message_id: int | None = None
+    ) -> Run:
+        """A new reply next to an assistant message (`message_id`, else the last one of the
+        active path), from the path up to its parent; the old one stays as an alternative."""
         character, conversation = await self._conversation(user_id, character_id)
 
         def prepare(conn: Connection) -> tuple[Message, PromptContext]:
-            last = messages.last_assistant_message(conn, conversation.id)
-            if last is None:
-                raise Conflict("there is no assistant reply to regenerate")
-            return last, _load_context(conn, conversation, before=last.id)
+            target = _assistant_target(conn, conversation.id, message_id)
+            return target, _load_context(conn, conversation, upto=target.parent_id)
 
         claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
-        last, context = claim.prepared
-        return await self._start(user_id, character, claim, context, replacing=last)
+        target, context = claim.prepared
+        return await self._start(user_id, character, claim, context, replacing=target)
+
+    async def branch(
+        self, user_id: int, character_id: int | None, message_id: int | None, content: str
+    ) -> Run:
+        """A new user message next to the user message `message_id`, made active, and its
+        reply, exactly as sending."""
+        character, conversation = await self._conversation(user_id, character_id)
+
+        def prepare(conn: Connection) -> tuple[Message, PromptContext]:
+            target = _message_of(conn, conversation.id, message_id)
+            if target.role != "user":
+                raise InvalidRequest("only a user message can be branched from")
+            user_message = messages.add_message(
+                conn, conversation.id, "user", content, parent_id=target.parent_id
+            )
+            return user_message, _load_context(conn, conversation)
+
+        claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
+        user_message, context = claim.prepared
+        return await self._start(user_id, character, claim, context, user_message=user_message)
 
     async def _start(
         self,
@@ -122,7 +145,11 @@ class ChatService:
         lore_ids = lore.entry_ids
         character_id, conversation_id = character.id, claim.conversation_id
         user_view = None if user_message is None else message_view(user_message)
-        replacing_id = None if replacing is None else replacing.id
+        # a regenerated reply is a sibling of the one it replaces, which stays as an alternative
+        # (and stays the leaf when nothing new was produced)
+        parent: int | None | Literal["active_leaf"] = (
+            "active_leaf" if replacing is None else replacing.parent_id
+        )
         options = reply_options(character)
 
         uncompressed: int | None = None
@@ -153,12 +180,11 @@ class ChatService:
                         character_id=character_id,
                         status=outcome.status,
                         model=outcome.model,
+                        parent_id=parent,
                     )
                 )
 
             def finish(conn: Connection) -> int:
-                if replacing_id is not None and outcome.status == "complete":
-                    messages.delete_message(conn, replacing_id)
                 if pending and self._snapshots is not None:
                     model = self._client.settings.model
                     self._snapshots.record_latest_reply(conn, conversation_id, prompt, model)
@@ -229,20 +255,46 @@ class PromptContext:
 
 
 def _load_context(
-    conn: Connection, conversation: Conversation, *, before: int | None
+    conn: Connection, conversation: Conversation, *, upto: int | None | Literal["leaf"] = "leaf"
 ) -> PromptContext:
+    """What a reply's prompt is built from: the active path (or the path up to `upto`)."""
     conversation_id = conversation.id
-    recent = messages.recent_uncompressed(conn, conversation_id, limit=HISTORY_WINDOW)
-    if before is not None:
-        recent = [m for m in recent if m.id < before]
+    if upto is None:  # regenerating a reply that opens the conversation (a greeting)
+        recent: list[Message] = []
+    else:
+        recent = messages.recent_uncompressed(
+            conn, conversation_id, limit=HISTORY_WINDOW, upto=None if upto == "leaf" else upto
+        )
     character_id = conversation.character_id or 0
     books = lorebooks.attached_lorebooks(conn, [character_id])[character_id]
     return PromptContext(
-        memories.list_memories(conn, conversation_id),
+        memories.list_valid_memories(conn, conversation_id),
         recent,
         books,
         interlocutor_of(conn, conversation_id),
     )
+
+
+def _message_of(conn: Connection, conversation_id: int, message_id: int | None) -> Message:
+    found = None
+    if message_id is not None:
+        found = tree.get_in_conversation(conn, conversation_id, message_id)
+    if found is None:
+        raise NotFound("no such message in this conversation")
+    return found
+
+
+def _assistant_target(conn: Connection, conversation_id: int, message_id: int | None) -> Message:
+    """The assistant message to regenerate: `message_id`, or the last of the active path."""
+    if message_id is None:
+        last = messages.last_assistant_message(conn, conversation_id)
+        if last is None:
+            raise Conflict("there is no assistant reply to regenerate")
+        return last
+    target = _message_of(conn, conversation_id, message_id)
+    if target.role != "assistant":
+        raise InvalidRequest("only an assistant message can be regenerated")
+    return target
 
 
 def _in_progress() -> Conflict:

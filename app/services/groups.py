@@ -69,6 +69,7 @@ from storage import (
     lorebooks,
     memories,
     messages,
+    tree,
 )
 from storage.records import Character, Group, GroupStrategy, Lorebook, Memory, Message, Page
 
@@ -333,11 +334,13 @@ class GroupService:
         content: str | None,
         *,
         speaker_ids: Sequence[str] | None = None,
+        branch_of: int | None = None,
     ) -> Run:
         """One turn: store the user message (when there is `content`) and start the replies;
         `speaker_ids` (members, muted ones too, in that order) replaces the strategy. 409 while
         another generation runs in the group; 400 for a turn of a manual group that names
-        nobody and says nothing."""
+        nobody and says nothing. `branch_of`: the user message is a new sibling of that user
+        message (a branch), made active, and the turn runs from there."""
         group = await self.get(user_id, group_id)
         forced = None
         if speaker_ids is not None:
@@ -352,7 +355,48 @@ class GroupService:
             previous = self._check_members(conn, user_id, group)
             if content is None:
                 return None, previous
-            return messages.add_message(conn, group.conversation_id, "user", content), previous
+            if branch_of is None:
+                return messages.add_message(conn, group.conversation_id, "user", content), previous
+            target = _message_in(conn, group.conversation_id, branch_of)
+            if target.role != "user":
+                raise InvalidRequest("only a user message can be branched from")
+            branched = messages.add_message(
+                conn, group.conversation_id, "user", content, parent_id=target.parent_id
+            )
+            return branched, previous
+
+        return await self._turn_after(user_id, group, prepare, forced)
+
+    async def regenerate(self, user_id: int, group_id: int | None, message_id: int | None) -> Run:
+        """A new reply by the same character next to the assistant message `message_id`, from
+        the path up to its parent; the old reply and the replies after it stay on their branch
+        and the new reply is the leaf."""
+        group = await self.get(user_id, group_id)
+
+        def prepare(conn: Connection) -> tuple[Message | None, list[int]]:
+            previous = self._check_members(conn, user_id, group)
+            target = _message_in(conn, group.conversation_id, message_id)
+            if target.role != "assistant" or target.character_id is None:
+                raise InvalidRequest("only a character's reply can be regenerated")
+            if target.character_id not in group.character_ids:
+                raise InvalidRequest("that character is no longer a member of the group")
+            if target.parent_id is not None:
+                tree.promote(conn, group.conversation_id, target.parent_id)
+            tree.set_active_leaf(conn, group.conversation_id, target.parent_id)
+            memories.invalidate_stale(conn, group.conversation_id)
+            forced.append(target.character_id)
+            return None, previous
+
+        forced: list[int] = []
+        return await self._turn_after(user_id, group, prepare, forced)
+
+    async def _turn_after(
+        self,
+        user_id: int,
+        group: Group,
+        prepare: Callable[[Connection], tuple[Message | None, list[int]]],
+        forced: list[int] | None,
+    ) -> Run:
 
         claim = await self._lifecycle.claim(group.conversation_id, prepare, busy=_in_progress())
         user_message, previous = claim.prepared
@@ -878,6 +922,15 @@ def _kept_info(reply: PendingMessage) -> dict[str, Any]:
         "answers again",
         "reply": reply.to_json(),
     }
+
+
+def _message_in(conn: Connection, conversation_id: int, message_id: int | None) -> Message:
+    found = None
+    if message_id is not None:
+        found = tree.get_in_conversation(conn, conversation_id, message_id)
+    if found is None:
+        raise NotFound("no such message in this conversation")
+    return found
 
 
 def _in_progress() -> Conflict:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import Connection
 
@@ -131,9 +131,13 @@ def pending_message(
     character_id: int | None = None,
     status: Any = "complete",
     model: str | None = None,
+    parent_id: int | None | Literal["active_leaf"] = "active_leaf",
 ) -> PendingMessage:
-    """A message to save, stamped now (``model``: the model that answered an assistant one)."""
-    return PendingMessage(conversation_id, role, content, character_id, status, utcnow(), model)
+    """A message to save, stamped now (``model``: the model that answered an assistant one;
+    ``parent_id``: where it goes in the tree, by default after the active leaf)."""
+    return PendingMessage(
+        conversation_id, role, content, character_id, status, utcnow(), model, parent_id
+    )
 
 
 class GenerationLifecycle:

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import trio
 from sqlalchemy import Connection
@@ -49,6 +49,9 @@ class PendingMessage:
     status: MessageStatus
     created_at: datetime
     model: str | None = None  # assistant messages: the model that answered
+    # where it goes in the tree: after the conversation's active leaf, or under this message
+    # (None: a new root) as an alternative of its other children
+    parent_id: int | None | Literal["active_leaf"] = "active_leaf"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"created_at": self.created_at.isoformat()}
@@ -106,6 +109,7 @@ def store_entry(conn: Connection, entry: SpoolEntry) -> list[Message]:
                 status=m.status,
                 created_at=m.created_at,
                 model=m.model,
+                parent_id=m.parent_id,
             )
         )
     if entry.generation_id is not None:

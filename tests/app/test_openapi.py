@@ -25,6 +25,10 @@ STREAMS = {
     "/api/groups/{group_id}/messages",
     "/api/characters/import",
     "/api/groups/{group_id}/continue",
+    "/api/characters/{character_id}/chat/messages/{message_id}/branch",
+    "/api/characters/{character_id}/chat/messages/{message_id}/regenerate",
+    "/api/groups/{group_id}/messages/{message_id}/branch",
+    "/api/groups/{group_id}/messages/{message_id}/regenerate",
 }
 NO_CONTENT = {
     ("post", "/api/auth/logout"),
