@@ -29,9 +29,7 @@ def upgrade() -> None:
     )
     op.add_column(
         "memories",
-        sa.Column(
-            "origin", sa.String(16), nullable=False, server_default=sa.text("'compressed'")
-        ),
+        sa.Column("origin", sa.String(16), nullable=False, server_default=sa.text("'compressed'")),
     )
     op.add_column("memories", sa.Column("edited_at", UtcDateTime(), nullable=True))
 
