@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 import llm
 from app.errors import Conflict, NotFound
+from app.services import memory_rank
 from app.services.lifecycle import (
     Claim,
     Generation,
@@ -77,7 +78,9 @@ class ChatService:
 
         def prepare(conn: Connection) -> tuple[Message, PromptContext]:
             user_message = messages.add_message(conn, conversation.id, "user", content)
-            return user_message, _load_context(conn, conversation.id, before=None)
+            return user_message, _load_context(
+                conn, conversation.id, before=None, budget=self._budget
+            )
 
         claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
         user_message, context = claim.prepared
@@ -90,7 +93,7 @@ class ChatService:
             last = messages.last_assistant_message(conn, conversation.id)
             if last is None:
                 raise Conflict("there is no assistant reply to regenerate")
-            return last, _load_context(conn, conversation.id, before=last.id)
+            return last, _load_context(conn, conversation.id, before=last.id, budget=self._budget)
 
         claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
         last, context = claim.prepared
@@ -203,11 +206,17 @@ class PromptContext:
     recent: list[Message]  # uncompressed, oldest first, ending with the message answered
 
 
-def _load_context(conn: Connection, conversation_id: int, *, before: int | None) -> PromptContext:
+def _load_context(
+    conn: Connection, conversation_id: int, *, before: int | None, budget: int
+) -> PromptContext:
     recent = messages.recent_uncompressed(conn, conversation_id, limit=HISTORY_WINDOW)
     if before is not None:
         recent = [m for m in recent if m.id < before]
-    return PromptContext(memories.list_memories(conn, conversation_id), recent)
+    query = next((m.content for m in reversed(recent) if m.role == "user"), "")
+    chosen = memory_rank.for_prompt(
+        memories.list_memories(conn, conversation_id), query, prompt_budget=budget
+    )
+    return PromptContext(chosen, recent)
 
 
 def _in_progress() -> Conflict:

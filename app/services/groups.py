@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 import llm
 from app.error_info import describe
 from app.errors import Conflict, InvalidRequest, NotFound
+from app.services import memory_rank
 from app.services.lifecycle import (
     Claim,
     Generation,
@@ -517,8 +518,15 @@ class GroupService:
         names = {c.id: c.name for c in members}
         former = sorted({m.character_id for m in recent if m.character_id is not None} - set(names))
         names.update({c.id: c.name for c in characters.get_characters(conn, user_id, former)})
+        query = user_message.content if user_message is not None else ""
+        if not query and recent:
+            query = recent[-1].content
         mems = {
-            c.id: memories.list_memories(conn, group.conversation_id, character_id=c.id)
+            c.id: memory_rank.for_prompt(
+                memories.list_memories(conn, group.conversation_id, character_id=c.id),
+                query,
+                prompt_budget=self._budget,
+            )
             for c in members
         }
         spoken = messages.previous_turn_speakers(conn, group.conversation_id)
