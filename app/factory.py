@@ -11,6 +11,7 @@ from app.body_limits import limited_request_class
 from app.http_errors import install_error_handlers
 from app.openapi import SECURITY_SCHEMES, FastNPCOpenAPI
 from app.routes import admin, auth, characters, chat, docs, groups, health, media, persona, tree
+from app.routes import memories as memory_routes
 from app.services.container import Services, run_services
 from app.settings import Settings
 
@@ -43,6 +44,7 @@ def create_app(
     install_error_handlers(app)
     for module in (health, auth, characters, chat, groups, tree, admin, docs, persona, media):
         app.register_blueprint(module.bp)
+    app.register_blueprint(memory_routes.bp)
 
     stop = trio.Event()
     app.extensions["stop"] = stop

@@ -22,6 +22,7 @@ from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
 from app.services.lifecycle import GenerationLifecycle
 from app.services.memory import MemoryService
+from app.services.memory_notes import MemoryNotesService
 from app.services.personas import PersonaService
 from app.services.runs import RunRegistry
 from app.services.spool import ReplySpool
@@ -60,6 +61,7 @@ class Services:
     personas: PersonaService
     cards: CardService
     tree: ConversationTreeService
+    memory_notes: MemoryNotesService
     shutting_down: trio.Event = field(default_factory=trio.Event)
 
     def health(self) -> Health:
@@ -147,6 +149,7 @@ async def run_services(
             personas=PersonaService(db),
             cards=CardService(db, character_service, runs),
             tree=ConversationTreeService(db, memory),
+            memory_notes=MemoryNotesService(db),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
