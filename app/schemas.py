@@ -212,12 +212,11 @@ class GroupMemoriesQuery(MemoriesQuery):
 
 
 MemoryContent = Annotated[str, Field(min_length=1, max_length=2_000)]
-Importance = Annotated[int, BeforeValidator(_integral), Field(ge=1, le=5)]
 
 
 class MemoryIn(_In):
     content: MemoryContent
-    importance: Importance | None = None
+    importance: Integer | None = Field(default=None, ge=1, le=5)
     pinned: bool = False
 
 
@@ -226,8 +225,8 @@ class GroupMemoryIn(MemoryIn):
 
 
 class MemoryPatch(_In):
-    content: MemoryContent | None = None
-    importance: Importance | None = None
+    content: str | None = Field(default=None, min_length=1, max_length=2_000)
+    importance: Integer | None = Field(default=None, ge=1, le=5)
     pinned: bool | None = None
 
 

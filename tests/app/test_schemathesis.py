@@ -41,6 +41,7 @@ SEMANTIC_400 = [
     "GET /api/characters/{character_id}/chat/messages",
     "GET /api/groups/{group_id}/messages",
     "GET /api/groups/{group_id}/memories",
+    "POST /api/groups/{group_id}/memories",
     "POST /api/groups",
     "PATCH /api/groups/{group_id}",
 ]
@@ -119,13 +120,26 @@ def _seed(base_url: str) -> Target:
             ids.append(r.json()["id"])
         r = client.post(f"/api/characters/{ids[0]}/chat", json={"content": "hi"}, headers=admin)
         assert r.status_code == 200, r.text
+        message = r.json()["reply"]["id"]
+        memory = {"content": "The user said hi."}
+        r = client.post(f"/api/characters/{ids[0]}/chat/memories", json=memory, headers=admin)
+        assert r.status_code == 201, r.text
+        memory_id = r.json()["id"]
         r = client.post("/api/groups", json={"name": "G", "character_ids": ids}, headers=admin)
         group = r.json()["id"]
     return Target(
         base_url,
         admin,
         other,
-        {"character_id": ids[0], "group_id": group, "user_id": third, "category": "identity"},
+        {
+            "character_id": ids[0],
+            "group_id": group,
+            "user_id": third,
+            "category": "identity",
+            "message_id": message,
+            "memory_id": memory_id,
+            "name": "0" * 64 + ".png",
+        },
     )
 
 
