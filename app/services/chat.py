@@ -189,10 +189,6 @@ class ChatService:
 
         await self._db.write(clear)
 
-    async def memories(self, user_id: int, character_id: int | None) -> list[Memory]:
-        _, conversation = await self._conversation(user_id, character_id)
-        return await self._db.read(memories.list_memories, conversation.id)
-
     async def compress(self, user_id: int, character_id: int | None) -> bool:
         _, conversation = await self._conversation(user_id, character_id)
         return await self._memory.schedule(conversation.id, force=True)

@@ -295,22 +295,6 @@ class GroupService:
             messages.list_messages, group.conversation_id, limit=limit, before=before
         )
 
-    async def memories(
-        self, user_id: int, group_id: int | None, character_id: str | None
-    ) -> list[Memory]:
-        """Every member's memories of the group, or one character's (`character_id`)."""
-        group = await self.get(user_id, group_id)
-        if character_id is None:
-            return await self._db.read(
-                memories.list_memories, group.conversation_id, all_characters=True
-            )
-        parsed = parse_id(character_id)
-        if parsed is None:
-            raise InvalidRequest("`character_id` is not a character id")
-        return await self._db.read(
-            memories.list_memories, group.conversation_id, character_id=parsed
-        )
-
     async def stop(self, user_id: int, group_id: int | None) -> bool:
         """Interrupt the running turn (or continue); its speakers store their partial text."""
         group = await self.get(user_id, group_id)
