@@ -3,7 +3,8 @@
 It starts the server in-process (with the built-in fake LLM unless OPENROUTER_API_KEY is set),
 then registers a user, generates a character with a live eight-category display, streams a chat
 reply token by token, stops a reply mid-stream (stored as `interrupted`), talks long enough for
-the conversation to be compressed into memories and shows them, plays one group turn where the
+the conversation to be compressed into memories and shows them (correcting and pinning one,
+then searching them), plays one group turn where the
 moderator picks two of three characters (with its reason) who answer with interleaved streams,
 lets the three continue for two rounds on their own (`continue`), imports a Chinese Character
 Card V2 and chats with it in Chinese (persona set, greeting first, Chinese prompt frame), and
@@ -111,6 +112,12 @@ class Tour:
             raise DemoFailed(f"POST {path} answered {r.status_code}: {_message(r)}")
         return r.json()
 
+    async def patch(self, path: str, body: Any) -> Any:
+        r = await self.client.patch(path, json=body, headers=self.headers)
+        if not r.is_success:
+            raise DemoFailed(f"PATCH {path} answered {r.status_code}: {_message(r)}")
+        return r.json()
+
     async def get(self, path: str) -> Any:
         r = await self.client.get(path, headers=self.headers)
         if not r.is_success:
@@ -212,7 +219,30 @@ class Tour:
             raise DemoFailed("no memory was produced within 60 s")
         self.console.print(f"   {character['name']} now remembers:")
         for item in memories:
-            self.console.print(f"   • [green]{item['kind']}[/] {escape(item['content'])}")
+            self._show_memory(item)
+        # users see and shape memories: correct one and pin it (then it is in every prompt,
+        # and compression never rewrites it)
+        corrected = await self.patch(
+            f"{path}/memories/{memories[0]['id']}",
+            {
+                "content": "Ada sails the northern route; her brother was lost at sea.",
+                "pinned": True,
+            },
+        )
+        self.console.print("   You correct the first memory and pin it:")
+        self._show_memory(corrected)
+        found = (await self.get(f"{path}/memories?q=brother%20sea&limit=1"))["items"]
+        self.console.print("   Searching the memories for “brother sea” finds:")
+        for item in found:
+            self._show_memory(item)
+
+    def _show_memory(self, item: dict[str, Any]) -> None:
+        pin = "[yellow]pinned[/] " if item["pinned"] else ""
+        edited = " [dim](edited)[/]" if item["edited_at"] else ""
+        self.console.print(
+            f"   • {pin}[green]{item['kind']}[/] [dim]importance {item['importance']}[/] "
+            f"{escape(item['content'])}{edited}"
+        )
 
     async def group(self, first: dict[str, Any]) -> None:
         self.console.print(

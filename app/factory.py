@@ -26,6 +26,7 @@ from app.routes import (
     tree,
     web,
 )
+from app.routes import memories as memory_routes
 from app.services.container import Services, run_services
 from app.settings import Settings
 
@@ -73,6 +74,7 @@ def create_app(
         web,
     ):
         app.register_blueprint(module.bp)
+    app.register_blueprint(memory_routes.bp)
 
     stop = trio.Event()
     app.extensions["stop"] = stop

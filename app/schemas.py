@@ -253,8 +253,32 @@ class GroupPatch(_In):
     allow_self_responses: bool | None = Field(default=None, strict=True)
 
 
-class GroupMemoriesQuery(_Query):
+class MemoriesQuery(_Query):
+    q: str | None = Field(default=None, max_length=2_000)
+    limit: int | None = Field(default=None, ge=1, le=1_000)
+
+
+class GroupMemoriesQuery(MemoriesQuery):
     character_id: Id | None = None
+
+
+MemoryContent = Annotated[str, Field(min_length=1, max_length=2_000)]
+
+
+class MemoryIn(_In):
+    content: MemoryContent
+    importance: Integer | None = Field(default=None, ge=1, le=5)
+    pinned: bool = False
+
+
+class GroupMemoryIn(MemoryIn):
+    character_id: Id
+
+
+class MemoryPatch(_In):
+    content: str | None = Field(default=None, min_length=1, max_length=2_000)
+    importance: Integer | None = Field(default=None, ge=1, le=5)
+    pinned: bool | None = None
 
 
 class AdminUserPatch(_In):
@@ -404,6 +428,9 @@ class MemoryOut(BaseModel):
     kind: Literal["short_term", "long_term"]
     content: str
     importance: int
+    pinned: bool
+    origin: Literal["compressed", "user"]
+    edited_at: str | None
     created_at: str
     character_id: str | None = None
 

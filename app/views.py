@@ -101,6 +101,9 @@ def memory_view(memory: Memory, *, with_character: bool = False) -> dict[str, An
         "kind": memory.kind,
         "content": memory.content,
         "importance": memory.importance,
+        "pinned": memory.pinned,
+        "origin": memory.origin,
+        "edited_at": None if memory.edited_at is None else iso(memory.edited_at),
         "created_at": iso(memory.created_at),
     }
     if with_character:

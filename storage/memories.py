@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, case, delete, select, update
+from sqlalchemy import ColumnElement, Connection, and_, case, delete, select, update
 
 from . import rows, tree
-from .records import Memory
+from .records import Memory, MemoryKind
 from .schema import memories, memory_messages, messages
+
+
+def _unprotected() -> ColumnElement[bool]:
+    """Rows compression may rewrite or merge: written by it, never edited nor pinned."""
+    return and_(
+        memories.c.origin == "compressed",
+        memories.c.edited_at.is_(None),
+        memories.c.pinned.is_(False),
+    )
 
 
 def list_memories(
@@ -88,24 +99,37 @@ def replace_with_long_term(
     character_id: int | None,
     remove_ids: Sequence[int],
     long_term: Sequence[tuple[str, int]],
-) -> None:
+) -> bool:
     """Delete the merged memories (``remove_ids``) and insert the long_term ones, atomically.
 
     Only rows of this conversation and ``character_id`` are deleted. The long_term
-    memories record every message the merged ones summarised.
+    memories record every message the merged ones summarised. Returns False, changing
+    nothing, when one of ``remove_ids`` is gone (a user deleted it) or one of this
+    character's was written, edited or pinned by a user meanwhile (a user's
+    memory is never merged; the next compression merges again).
     """
-    covered = _covered(conn, remove_ids)
-    if remove_ids:
-        conn.execute(
-            delete(memories).where(
-                memories.c.conversation_id == conversation_id,
-                memories.c.character_id.is_(None)
-                if character_id is None
-                else memories.c.character_id == character_id,
-                memories.c.id.in_(sorted(set(remove_ids))),
-            )
+    found = conn.execute(
+        select(memories.c.id, _unprotected().label("mergeable"))
+        .where(memories.c.conversation_id == conversation_id, memories.c.id.in_(set(remove_ids)))
+        .where(
+            memories.c.character_id.is_(None)
+            if character_id is None
+            else memories.c.character_id == character_id
         )
+    ).all()
+    rest = conn.execute(
+        select(memories.c.id).where(
+            memories.c.conversation_id == conversation_id, memories.c.id.in_(set(remove_ids))
+        )
+    ).scalars()
+    if len(set(rest)) != len(set(remove_ids)) or not all(row.mergeable for row in found):
+        return False
+    wanted = sorted(row.id for row in found)
+    covered = _covered(conn, wanted)
+    if wanted:
+        conn.execute(delete(memories).where(memories.c.id.in_(wanted)))
     _insert(conn, conversation_id, "long_term", {character_id: long_term}, covered)
+    return True
 
 
 def _insert(
@@ -210,6 +234,8 @@ def invalidate_stale(conn: Connection, conversation_id: int) -> list[int]:
     Also dropped: every memory covering a message of the active path at or after
     the first message a stale one covered, so the compressed messages stay a
     prefix of the active path (``messages.count_uncompressed`` relies on it).
+    A memory a user wrote, edited or pinned is kept instead, but no longer records
+    the messages it summarised (so it is never stale again).
     The messages the dropped memories summarised that no remaining memory covers
     are marked uncompressed again: they count as uncompressed history (in prompts
     and for the compression trigger) until a new memory covers them.
@@ -233,8 +259,16 @@ def invalidate_stale(conn: Connection, conversation_id: int) -> list[int]:
                 .distinct()
             ).scalars()
         )
-    dropped = sorted(stale)
-    covered = set(_covered(conn, dropped))
+    affected = sorted(stale)
+    covered = set(_covered(conn, affected))
+    kept = set(
+        conn.execute(
+            select(memories.c.id).where(memories.c.id.in_(affected), ~_unprotected())
+        ).scalars()
+    )
+    dropped = [m for m in affected if m not in kept]
+    if kept:  # a user's memory stays, detached from the messages it summarised
+        conn.execute(delete(memory_messages).where(memory_messages.c.memory_id.in_(sorted(kept))))
     conn.execute(delete(memories).where(memories.c.id.in_(dropped)))
     still_covered = set(
         conn.execute(
@@ -254,3 +288,88 @@ def invalidate_stale(conn: Connection, conversation_id: int) -> list[int]:
             .values(compressed=False)
         )
     return dropped
+
+
+# ---- memories users see and shape
+
+
+def get_memory(conn: Connection, conversation_id: int, memory_id: int) -> Memory | None:
+    """The conversation's memory with that id, or None."""
+    row = conn.execute(
+        select(memories).where(
+            memories.c.conversation_id == conversation_id, memories.c.id == memory_id
+        )
+    ).first()
+    return rows.memory(row) if row else None
+
+
+def add_memory(
+    conn: Connection,
+    conversation_id: int,
+    *,
+    character_id: int | None,
+    content: str,
+    importance: int,
+    pinned: bool,
+    kind: MemoryKind = "long_term",
+) -> Memory:
+    """Store a memory a user wrote (``origin`` "user"; it summarises no message)."""
+    row = conn.execute(
+        memories.insert()
+        .values(
+            conversation_id=conversation_id,
+            character_id=character_id,
+            kind=kind,
+            content=content,
+            importance=importance,
+            pinned=pinned,
+            origin="user",
+        )
+        .returning(*memories.c)
+    ).one()
+    return rows.memory(row)
+
+
+def update_memory(
+    conn: Connection,
+    conversation_id: int,
+    memory_id: int,
+    *,
+    now: datetime,
+    content: str | None = None,
+    importance: int | None = None,
+    pinned: bool | None = None,
+) -> Memory | None:
+    """A user's change to a memory (``edited_at`` = ``now``); None when there is no such memory.
+
+    Without any field the memory is returned unchanged.
+    """
+    values: dict[str, Any] = {}
+    if content is not None:
+        values["content"] = content
+    if importance is not None:
+        values["importance"] = importance
+    if pinned is not None:
+        values["pinned"] = pinned
+    if not values:
+        return get_memory(conn, conversation_id, memory_id)
+    row = conn.execute(
+        update(memories)
+        .where(memories.c.conversation_id == conversation_id, memories.c.id == memory_id)
+        .values(**values, edited_at=now)
+        .returning(*memories.c)
+    ).first()
+    return rows.memory(row) if row else None
+
+
+def delete_memory(conn: Connection, conversation_id: int, memory_id: int) -> bool:
+    """Delete one memory; False when the conversation has no such memory.
+
+    The messages it summarised stay compressed: deleting a memory forgets them.
+    """
+    deleted = conn.execute(
+        delete(memories)
+        .where(memories.c.conversation_id == conversation_id, memories.c.id == memory_id)
+        .returning(memories.c.id)
+    ).first()
+    return deleted is not None

@@ -13,6 +13,7 @@ from typing import Any, Literal
 MessageRole = Literal["user", "assistant"]
 MessageStatus = Literal["complete", "interrupted", "error", "streaming"]
 MemoryKind = Literal["short_term", "long_term"]
+MemoryOrigin = Literal["compressed", "user"]
 CharacterStatus = Literal["ready", "partial"]
 GroupStrategy = Literal["moderator", "round_robin", "all", "natural", "pooled", "manual"]
 JobStatus = Literal["queued", "running", "done", "failed"]
@@ -127,6 +128,14 @@ class Memory:
     content: str
     importance: int
     created_at: datetime
+    pinned: bool = False
+    origin: MemoryOrigin = "compressed"
+    edited_at: datetime | None = None
+
+    @property
+    def protected(self) -> bool:
+        """Written, edited or pinned by the user: compression never rewrites or merges it."""
+        return self.origin == "user" or self.edited_at is not None or self.pinned
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from .records import (
     JobStatus,
     Memory,
     MemoryKind,
+    MemoryOrigin,
     Message,
     MessageRole,
     MessageStatus,
@@ -136,6 +137,9 @@ def memory(row: Row[Any]) -> Memory:
         content=m["content"],
         importance=m["importance"],
         created_at=m["created_at"],
+        pinned=bool(m["pinned"]),
+        origin=cast(MemoryOrigin, m["origin"]),
+        edited_at=m["edited_at"],
     )
 
 

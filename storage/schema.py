@@ -266,6 +266,11 @@ memories = Table(
     Column("kind", String(16), nullable=False),
     Column("content", Text, nullable=False),
     Column("importance", Integer, nullable=False),
+    # pinned: always in prompts; origin: "compressed" (written by compression) or "user";
+    # edited_at: a user changed it (compression then never rewrites or merges it)
+    Column("pinned", Boolean, nullable=False, default=False),
+    Column("origin", String(16), nullable=False, default="compressed"),
+    Column("edited_at", UtcDateTime(), nullable=True),
     _created_at(),
     Index(None, "conversation_id", "character_id", "id"),
     Index(None, "character_id"),

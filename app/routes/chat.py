@@ -21,13 +21,12 @@ from app.schemas import (
     ChatIn,
     ChatOut,
     HistoryQuery,
-    MemoryList,
     MessagePage,
     QueuedOut,
     ReplyOut,
     StoppedOut,
 )
-from app.views import memory_view, page_view, parse_id
+from app.views import page_view, parse_id
 
 bp = Blueprint("chat", __name__, url_prefix="/api/characters/<character_id>/chat")
 
@@ -95,15 +94,6 @@ async def clear(character_id: str) -> ResponseReturnValue:
     """Delete the conversation's messages and memories."""
     await services().chat.clear(current_user().id, parse_id(character_id))
     return no_content()
-
-
-@bp.get("/memories")
-@authenticated
-@document_response(MemoryList)
-@errors(404)
-async def memories(character_id: str) -> ResponseReturnValue:
-    items = await services().chat.memories(current_user().id, parse_id(character_id))
-    return {"items": [memory_view(m) for m in items]}
 
 
 @bp.post("/compress")

@@ -1,4 +1,7 @@
-"""Group chat: groups of the caller's characters, their turns, history and memories."""
+"""Group chat: groups of the caller's characters, their turns and history.
+
+Their memories: `routes.memories`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
-from app.errors import InvalidRequest
 from app.openapi import LLM_ERRORS, errors, no_content_response, streams
 from app.routes.common import (
     authenticated,
@@ -25,17 +27,15 @@ from app.schemas import (
     GroupContinueOut,
     GroupIn,
     GroupList,
-    GroupMemoriesQuery,
     GroupMessageIn,
     GroupOut,
     GroupPatch,
     GroupTurnOut,
     HistoryQuery,
-    MemoryList,
     MessagePage,
     StoppedOut,
 )
-from app.views import group_view, memory_view, page_view, parse_id
+from app.views import group_view, page_view, parse_id
 
 bp = Blueprint("groups", __name__, url_prefix="/api/groups")
 
@@ -173,20 +173,3 @@ async def history(group_id: str, query_args: HistoryQuery) -> ResponseReturnValu
         before=before_id(query_args.before),
     )
     return page_view(page)
-
-
-@bp.get("/<group_id>/memories")
-@authenticated
-@validate_querystring(GroupMemoriesQuery)
-@document_response(MemoryList)
-@errors(400, 404)
-async def memories(group_id: str, query_args: GroupMemoriesQuery) -> ResponseReturnValue:
-    """Each member's memories of the group (`character_id` narrows to one member; 400 for a
-    character that is not a member)."""
-    user_id, gid = current_user().id, parse_id(group_id)
-    if query_args.character_id is not None:
-        group = await services().groups.get(user_id, gid)
-        if parse_id(query_args.character_id) not in group.character_ids:
-            raise InvalidRequest("`character_id` is not a member of this group")
-    items = await services().groups.memories(user_id, gid, query_args.character_id)
-    return {"items": [memory_view(m, with_character=True) for m in items]}

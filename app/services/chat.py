@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 
 import llm
 from app.errors import Conflict, InvalidRequest, NotFound
+from app.services import memory_rank
 from app.services.character_llm import reply_options
 from app.services.lifecycle import (
     Claim,
@@ -83,7 +84,7 @@ class ChatService:
 
         def prepare(conn: Connection) -> tuple[Message, PromptContext]:
             user_message = messages.add_message(conn, conversation.id, "user", content)
-            return user_message, _load_context(conn, conversation)
+            return user_message, _load_context(conn, conversation, budget=self._budget)
 
         claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
         user_message, context = claim.prepared
@@ -98,7 +99,9 @@ class ChatService:
 
         def prepare(conn: Connection) -> tuple[Message, PromptContext]:
             target = _assistant_target(conn, conversation.id, message_id)
-            return target, _load_context(conn, conversation, upto=target.parent_id)
+            return target, _load_context(
+                conn, conversation, upto=target.parent_id, budget=self._budget
+            )
 
         claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
         target, context = claim.prepared
@@ -118,7 +121,7 @@ class ChatService:
             user_message = messages.add_message(
                 conn, conversation.id, "user", content, parent_id=target.parent_id
             )
-            return user_message, _load_context(conn, conversation)
+            return user_message, _load_context(conn, conversation, budget=self._budget)
 
         claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
         user_message, context = claim.prepared
@@ -235,10 +238,6 @@ class ChatService:
 
         await self._db.write(clear)
 
-    async def memories(self, user_id: int, character_id: int | None) -> list[Memory]:
-        _, conversation = await self._conversation(user_id, character_id)
-        return await self._db.read(memories.list_memories, conversation.id)
-
     async def compress(self, user_id: int, character_id: int | None) -> bool:
         _, conversation = await self._conversation(user_id, character_id)
         return await self._memory.schedule(conversation.id, force=True)
@@ -255,7 +254,11 @@ class PromptContext:
 
 
 def _load_context(
-    conn: Connection, conversation: Conversation, *, upto: int | None | Literal["leaf"] = "leaf"
+    conn: Connection,
+    conversation: Conversation,
+    *,
+    upto: int | None | Literal["leaf"] = "leaf",
+    budget: int,
 ) -> PromptContext:
     """What a reply's prompt is built from: the active path (or the path up to `upto`)."""
     conversation_id = conversation.id
@@ -267,8 +270,13 @@ def _load_context(
         )
     character_id = conversation.character_id or 0
     books = lorebooks.attached_lorebooks(conn, [character_id])[character_id]
+    # pinned memories, then the others ranked against the message being answered
+    query = next((m.content for m in reversed(recent) if m.role == "user"), "")
+    chosen = memory_rank.for_prompt(
+        memories.list_valid_memories(conn, conversation_id), query, prompt_budget=budget
+    )
     return PromptContext(
-        memories.list_valid_memories(conn, conversation_id),
+        chosen,
         recent,
         books,
         interlocutor_of(conn, conversation_id),

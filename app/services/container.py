@@ -26,6 +26,7 @@ from app.services.groups import GroupService
 from app.services.lifecycle import GenerationLifecycle
 from app.services.lorebooks import LorebookService
 from app.services.memory import MemoryService
+from app.services.memory_notes import MemoryNotesService
 from app.services.personas import PersonaService
 from app.services.runs import RunRegistry
 from app.services.snapshots import PromptSnapshots
@@ -75,6 +76,7 @@ class Services:
     personas: PersonaService
     cards: CardService
     tree: ConversationTreeService
+    memory_notes: MemoryNotesService
     account: AccountService
     usage: UsageService
     feedback: FeedbackService
@@ -193,6 +195,7 @@ async def run_services(
             usage=usage,
             feedback=FeedbackService(db),
             snapshots=snapshots,
+            memory_notes=MemoryNotesService(db),
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(

@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 import llm
 from app.error_info import describe
 from app.errors import Conflict, InvalidRequest, NotFound
+from app.services import memory_rank
 from app.services.character_llm import reply_options
 from app.services.greetings import character_language
 from app.services.lifecycle import (
@@ -306,22 +307,6 @@ class GroupService:
             messages.list_messages, group.conversation_id, limit=limit, before=before
         )
 
-    async def memories(
-        self, user_id: int, group_id: int | None, character_id: str | None
-    ) -> list[Memory]:
-        """Every member's memories of the group, or one character's (`character_id`)."""
-        group = await self.get(user_id, group_id)
-        if character_id is None:
-            return await self._db.read(
-                memories.list_memories, group.conversation_id, all_characters=True
-            )
-        parsed = parse_id(character_id)
-        if parsed is None:
-            raise InvalidRequest("`character_id` is not a character id")
-        return await self._db.read(
-            memories.list_memories, group.conversation_id, character_id=parsed
-        )
-
     async def stop(self, user_id: int, group_id: int | None) -> bool:
         """Interrupt the running turn (or continue); its speakers store their partial text."""
         group = await self.get(user_id, group_id)
@@ -578,8 +563,15 @@ class GroupService:
         names = {c.id: c.name for c in members}
         former = sorted({m.character_id for m in recent if m.character_id is not None} - set(names))
         names.update({c.id: c.name for c in characters.get_characters(conn, user_id, former)})
+        query = user_message.content if user_message is not None else ""
+        if not query and recent:
+            query = recent[-1].content
         mems = {
-            c.id: memories.list_memories(conn, group.conversation_id, character_id=c.id)
+            c.id: memory_rank.for_prompt(
+                memories.list_memories(conn, group.conversation_id, character_id=c.id),
+                query,
+                prompt_budget=self._budget,
+            )
             for c in members
         }
         books = lorebooks.attached_lorebooks(conn, [c.id for c in members], group.id)

@@ -12,7 +12,8 @@ owner died (expired lease) all run. A job:
 3. stores the summaries and marks the messages in one transaction that also checks the job's
    lease is still ours (`memories.apply_compression`);
 4. merges a character's short-term memories into long-term ones when they exceed the budget
-   (`memories.replace_with_long_term`).
+   (`memories.replace_with_long_term`); memories a user wrote, edited or pinned are left out of
+   the merge and never rewritten.
 
 A failed attempt is retried with exponential backoff (`jobs.fail(retry_at=...)`) and marked
 failed, with its error kept, after `max_attempts`. A job interrupted by shutdown goes back to the
@@ -463,7 +464,9 @@ class MemoryService:
 
     async def _maybe_merge(self, context: _Context, key: int | None) -> None:
         conversation_id = context.conversation.id
-        current = await self.db.read(memories.list_memories, conversation_id, character_id=key)
+        listed_now = await self.db.read(memories.list_memories, conversation_id, character_id=key)
+        # a memory a user wrote, edited or pinned is never rewritten or merged
+        current = [m for m in listed_now if not m.protected]
         short = [m for m in current if m.kind == "short_term"]
         if len(short) <= self.short_term_budget:
             return
@@ -481,13 +484,15 @@ class MemoryService:
             },
         ]
         merged = _top(await self._structured(prompt), LONG_TERM_LIMIT)
-        await self.db.write(
+        merged_now = await self.db.write(
             memories.replace_with_long_term,
             conversation_id,
             character_id=key,
             remove_ids=[m.id for m in current],
             long_term=merged,
         )
+        if not merged_now:  # a user changed one of them meanwhile: the next compression merges
+            log.info("memory merge of %d skipped: a user changed a memory", conversation_id)
 
     async def _structured(self, prompt: Sequence[llm.ChatMessage]) -> MemoryNotes:
         if self.client is None:

@@ -41,6 +41,8 @@ NO_CONTENT = {
     ("delete", "/api/groups/{group_id}/messages/{message_id}"),
     ("delete", "/api/lorebooks/{lorebook_id}"),
     ("delete", "/api/lorebooks/{lorebook_id}/entries/{entry_id}"),
+    ("delete", "/api/characters/{character_id}/chat/memories/{memory_id}"),
+    ("delete", "/api/groups/{group_id}/memories/{memory_id}"),
 }
 
 
@@ -127,7 +129,16 @@ async def test_response_schemas_list_the_fields_returned(spec: dict[str, Any]) -
     memories = paths["/api/characters/{character_id}/chat/memories"]["get"]["responses"]
     listed = _schema(spec, memories["200"]["content"]["application/json"]["schema"])
     memory = _schema(spec, listed["properties"]["items"]["items"])
-    assert {"id", "kind", "content", "importance", "created_at"} <= set(memory["required"])
+    assert {
+        "id",
+        "kind",
+        "content",
+        "importance",
+        "pinned",
+        "origin",
+        "edited_at",
+        "created_at",
+    } <= set(memory["required"])
 
 
 async def test_documented_fields_match_real_answers(live: Live, spec: dict[str, Any]) -> None:

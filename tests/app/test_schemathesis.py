@@ -56,6 +56,7 @@ SEMANTIC_400 = [
     "GET /api/characters/{character_id}/chat/messages",
     "GET /api/groups/{group_id}/messages",
     "GET /api/groups/{group_id}/memories",
+    "POST /api/groups/{group_id}/memories",
     "POST /api/groups",
     "PATCH /api/groups/{group_id}",
     # a `source.url` that is not a page of the configured source
@@ -142,6 +143,10 @@ def _seed(base_url: str) -> Target:
         r = client.post(f"/api/characters/{ids[0]}/chat", json={"content": "hi"}, headers=admin)
         assert r.status_code == 200, r.text
         message = r.json()["reply"]["id"]
+        memory = {"content": "The user said hi."}
+        r = client.post(f"/api/characters/{ids[0]}/chat/memories", json=memory, headers=admin)
+        assert r.status_code == 201, r.text
+        memory_id = r.json()["id"]
         r = client.post("/api/groups", json={"name": "G", "character_ids": ids}, headers=admin)
         group = r.json()["id"]
         r = client.post("/api/lorebooks", json={"name": "World"}, headers=admin)
@@ -162,6 +167,7 @@ def _seed(base_url: str) -> Target:
             "message_id": message,
             "lorebook_id": book,
             "entry_id": entry_id,
+            "memory_id": memory_id,
             "name": "0" * 64 + ".png",
         },
     )

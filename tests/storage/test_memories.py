@@ -147,3 +147,58 @@ async def test_direct_long_term_first_then_short_term(db: Database) -> None:
         ("short_term", "s2"),
     ]
     assert listed[0].created_at.tzinfo is not None
+
+
+async def test_users_memories_are_never_merged_nor_dropped_when_stale(db: Database) -> None:
+    from datetime import UTC, datetime
+
+    from storage import tree
+
+    _, _, conv = await make_direct(db)
+    sent = [await db.write(messages.add_message, conv.id, "user", f"m{i}") for i in range(6)]
+    for part in (sent[:2], sent[2:4]):
+        await db.write(
+            memories.apply_compression,
+            conv.id,
+            upto_message_id=part[-1].id,
+            summaries={None: [(f"about {part[0].content}", 3)]},
+            message_ids=[m.id for m in part],
+        )
+    first, second = await db.read(memories.list_memories, conv.id)
+    now = datetime.now(UTC)
+    edited = await db.write(
+        memories.update_memory, conv.id, second.id, now=now, content="corrected"
+    )
+    assert edited is not None and edited.edited_at == now and edited.protected
+    written = await db.write(
+        memories.add_memory,
+        conv.id,
+        character_id=None,
+        content="the user's own",
+        importance=4,
+        pinned=True,
+    )
+    assert (written.origin, written.pinned, written.kind) == ("user", True, "long_term")
+
+    # a merge that names a user's memory changes nothing
+    merged = await db.write(
+        memories.replace_with_long_term,
+        conv.id,
+        character_id=None,
+        remove_ids=[first.id, second.id],
+        long_term=[("merged", 5)],
+    )
+    assert merged is False
+    assert await db.read(memories.list_memories, conv.id) == [written, first, edited]
+
+    # a message of the first memory is edited: the compressed one is dropped, the corrected
+    # one kept (no longer tied to messages), and every message is uncompressed again
+    await db.write(tree.edit_message, conv.id, sent[0].id, "changed", now=datetime.now(UTC))
+    assert await db.write(memories.invalidate_stale, conv.id) == [first.id]
+    assert await db.read(memories.list_memories, conv.id) == [written, edited]
+    assert await db.read(memories.summarised_message_ids, second.id) == []
+    assert await db.read(messages.count_uncompressed, conv.id) == 6
+
+    assert await db.write(memories.delete_memory, conv.id, written.id) is True
+    assert await db.write(memories.delete_memory, conv.id, written.id) is False
+    assert await db.read(memories.get_memory, conv.id + 1, second.id) is None
