@@ -49,3 +49,54 @@ async def test_readyz_follows_the_database_back(own_pg: PgServer, fake: Any) -> 
                 await trio.sleep(0.05)
         assert r.status_code == 200, r.text
         assert r.json()["checks"]["memory_workers"]["status"] == "ok"
+
+
+async def test_replies_streaming_through_an_outage_are_kept_and_saved(
+    own_pg: PgServer, fake: Any, tmp_path: Any
+) -> None:
+    """PostgreSQL stops while 20 replies stream and stays down longer than the save grace;
+    every stream ends saying its reply is kept, and once the database is back every reply is
+    stored (with the spool directory, durably)."""
+    settings = make_settings(own_pg.url, fake.base_url, spool_dir=tmp_path / "spool")
+    async with live_server(settings) as live:
+        users = [await live.register(f"user{i}") for i in range(20)]
+        paths = []
+        for i, user in enumerate(users):
+            character = await user.character(f"C{i}")
+            paths.append(f"/api/characters/{character['id']}/chat")
+        started = trio.Event()
+        begun = 0
+        endings: list[dict[str, Any]] = []
+
+        async def chat(i: int) -> None:
+            nonlocal begun
+            slow = "[[fake:ttft=0.1]] [[fake:tps=20]] [[fake:tokens=40]] tell me"
+            async with users[i].stream(paths[i], {"content": slow}) as sse:
+                async for _, name, data in sse:
+                    if name == "delta" and i not in seen:
+                        seen.add(i)
+                        begun += 1
+                        if begun == len(users):
+                            started.set()
+                    if name in ("done", "error"):
+                        endings.append({"event": name} | data)
+
+        seen: set[int] = set()
+        async with trio.open_nursery() as nursery:
+            for i in range(len(users)):
+                nursery.start_soon(chat, i)
+            with trio.fail_after(60):
+                await started.wait()
+            await trio.to_thread.run_sync(own_pg.stop)  # every reply is mid-stream
+        assert len(endings) == len(users)
+        assert all(e["event"] == "error" and e["code"] == "storage_unavailable" for e in endings)
+        assert all(e.get("kept") is True and e["reply"]["content"] for e in endings)
+        assert live.services.spool.pending == len(users)
+        await trio.to_thread.run_sync(own_pg.start)
+        with trio.fail_after(60):
+            await live.services.spool.wait_empty()
+        for user, path in zip(users, paths, strict=True):
+            r = await user.request("GET", f"{path}/messages")
+            items = r.json()["items"]
+            assert [m["role"] for m in items] == ["user", "assistant"], items
+            assert items[1]["status"] == "complete" and items[1]["content"]
