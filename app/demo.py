@@ -176,6 +176,33 @@ class Tour:
                 self.console.print(data["text"], end="", markup=False, highlight=False)
         self.console.print()
 
+    async def swipes(self, character: dict[str, Any]) -> None:
+        """Regenerate the last reply (a swipe), select the first one back, edit a message."""
+        self.console.print("[bold]3b.[/] Alternatives (swipes) and edits:")
+        path = f"/api/characters/{character['id']}/chat"
+        before = (await self.get(f"{path}/messages?limit=2"))["items"]
+        first = before[-1]
+        again = (await self.post(f"{path}/regenerate"))["reply"]
+        self.console.print(
+            f"   Regenerated: ‹ {again['sibling_index'] + 1}/{again['sibling_count']} › "
+            f"{_clip(again['content'])}"
+        )
+        page = await self.post(f"{path}/messages/{first['id']}/select")
+        shown = page["items"][-1]
+        self.console.print(
+            f"   Selected the first reply back: ‹ {shown['sibling_index'] + 1}/"
+            f"{shown['sibling_count']} › {_clip(shown['content'])}"
+        )
+        question = before[0]
+        edited = await self.patch(
+            f"{path}/messages/{question['id']}",
+            {"content": question["content"] + " (and who sailed with you?)"},
+        )
+        self.console.print(
+            f"   Edited the question in place: {_clip(edited['content'])} "
+            f"[dim](edited_at {edited['edited_at']})[/]"
+        )
+
     async def stop(self, character: dict[str, Any]) -> None:
         self.console.print("[bold]4.[/] Stopping a reply mid-stream:")
         self.console.print("   [dim]you:[/] Tell me the whole story of the red moon.")
@@ -415,6 +442,7 @@ async def _tour(console: Console, port: int) -> None:
                         await tour.register()
                         character = await tour.generate()
                         await tour.chat(character)
+                        await tour.swipes(character)
                         await tour.stop(character)
                         await tour.memory(character)
                         await tour.group(character)
@@ -441,6 +469,10 @@ def run_demo(*, port: int = 0) -> int:
         print(f"fastnpc demo: failed: {reason}", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _reason(exc: BaseException) -> str:
