@@ -16,6 +16,7 @@ import llm
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.services import memory_rank
 from app.services.character_llm import reply_options
+from app.services.conversation_tree import message_in
 from app.services.lifecycle import (
     Claim,
     Generation,
@@ -38,7 +39,6 @@ from storage import (
     lorebooks,
     memories,
     messages,
-    tree,
 )
 from storage.records import Character, Conversation, Lorebook, Memory, Message, Page
 
@@ -115,7 +115,7 @@ class ChatService:
         character, conversation = await self._conversation(user_id, character_id)
 
         def prepare(conn: Connection) -> tuple[Message, PromptContext]:
-            target = _message_of(conn, conversation.id, message_id)
+            target = message_in(conn, conversation.id, message_id)
             if target.role != "user":
                 raise InvalidRequest("only a user message can be branched from")
             user_message = messages.add_message(
@@ -283,15 +283,6 @@ def _load_context(
     )
 
 
-def _message_of(conn: Connection, conversation_id: int, message_id: int | None) -> Message:
-    found = None
-    if message_id is not None:
-        found = tree.get_in_conversation(conn, conversation_id, message_id)
-    if found is None:
-        raise NotFound("no such message in this conversation")
-    return found
-
-
 def _assistant_target(conn: Connection, conversation_id: int, message_id: int | None) -> Message:
     """The assistant message to regenerate: `message_id`, or the last of the active path."""
     if message_id is None:
@@ -299,7 +290,7 @@ def _assistant_target(conn: Connection, conversation_id: int, message_id: int | 
         if last is None:
             raise Conflict("there is no assistant reply to regenerate")
         return last
-    target = _message_of(conn, conversation_id, message_id)
+    target = message_in(conn, conversation_id, message_id)
     if target.role != "assistant":
         raise InvalidRequest("only an assistant message can be regenerated")
     return target

@@ -220,6 +220,16 @@ def _check_idle(conn: Connection, conversation_id: int) -> None:
         raise GenerationInProgress("a reply for this conversation is still being generated")
 
 
+def message_in(conn: Connection, conversation_id: int, message_id: int | None) -> Message:
+    """Inside a transaction: that message of the conversation (404 for any other id)."""
+    found = None
+    if message_id is not None:
+        found = tree_store.get_in_conversation(conn, conversation_id, message_id)
+    if found is None:
+        raise NotFound("no such message in this conversation")
+    return found
+
+
 def _resolve(
     conn: Connection, user_id: int, ref: ConversationRef, *, create: bool = False
 ) -> _Target:

@@ -33,6 +33,7 @@ from app.error_info import describe
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.services import memory_rank
 from app.services.character_llm import reply_options
+from app.services.conversation_tree import message_in
 from app.services.greetings import character_language
 from app.services.lifecycle import (
     Claim,
@@ -342,7 +343,7 @@ class GroupService:
                 return None, previous
             if branch_of is None:
                 return messages.add_message(conn, group.conversation_id, "user", content), previous
-            target = _message_in(conn, group.conversation_id, branch_of)
+            target = message_in(conn, group.conversation_id, branch_of)
             if target.role != "user":
                 raise InvalidRequest("only a user message can be branched from")
             branched = messages.add_message(
@@ -360,7 +361,7 @@ class GroupService:
 
         def prepare(conn: Connection) -> tuple[Message | None, list[int]]:
             previous = self._check_members(conn, user_id, group)
-            target = _message_in(conn, group.conversation_id, message_id)
+            target = message_in(conn, group.conversation_id, message_id)
             if target.role != "assistant" or target.character_id is None:
                 raise InvalidRequest("only a character's reply can be regenerated")
             if target.character_id not in group.character_ids:
@@ -914,15 +915,6 @@ def _kept_info(reply: PendingMessage) -> dict[str, Any]:
         "answers again",
         "reply": reply.to_json(),
     }
-
-
-def _message_in(conn: Connection, conversation_id: int, message_id: int | None) -> Message:
-    found = None
-    if message_id is not None:
-        found = tree.get_in_conversation(conn, conversation_id, message_id)
-    if found is None:
-        raise NotFound("no such message in this conversation")
-    return found
 
 
 def _in_progress() -> Conflict:

@@ -29,26 +29,14 @@ from typing import Any
 
 import regex
 
+from storage.lorebooks import ENTRY_FIELDS
 from storage.records import Lorebook, LoreEntry
 
 V3_SPEC = "lorebook_v3"
 DEFAULT_NAME = "Imported lorebook"
 
 _BOOK_MAPPED = {"name", "description", "scan_depth", "token_budget", "recursive_scanning"}
-_ENTRY_MAPPED = {
-    "keys",
-    "secondary_keys",
-    "selective",
-    "constant",
-    "enabled",
-    "case_sensitive",
-    "use_regex",
-    "content",
-    "insertion_order",
-    "priority",
-    "position",
-    "comment",
-}
+_ENTRY_MAPPED = set(ENTRY_FIELDS)  # the entry fields FastNPC stores as its own
 _ST_MAPPED = {
     "uid",
     "key",

@@ -252,7 +252,8 @@ async def test_copy_character(live: Live) -> None:
     for key in ("name", "profile", "greeting", "tags", "settings", "avatar_url"):
         assert copy.get(key) == original.get(key), key
     r = await alice.request("GET", f"/api/characters/{copy['id']}/chat/messages")
-    assert r.json()["items"] == []
+    # no conversation is copied: the copy's opens with its greeting alone
+    assert [(m["role"], m["content"]) for m in r.json()["items"]] == [("assistant", "Hello")]
     assert (await bob.request("POST", f"/api/characters/{mira['id']}/copy")).status_code == 404
     # the avatar survives deleting the original
     assert (await alice.request("DELETE", f"/api/characters/{mira['id']}")).status_code == 204
