@@ -73,7 +73,7 @@ def test_register_generate_and_chat(tab: Tab) -> None:
     assert len(reply) > len(partial) and reply.startswith(partial)
     assert page.locator(".composer").bounding_box() == composer  # nothing moved as it streamed
     expect(page.get_by_role("button", name="Send")).to_be_visible()
-    expect(page.get_by_role("button", name="Regenerate this reply")).to_be_visible()
+    expect(page.get_by_role("button", name="Regenerate this reply").last).to_be_visible()
     tab.shot("04-chat")
 
     # Esc stops a slow reply: the partial text stays, marked as stopped, also after a reload.
@@ -91,10 +91,11 @@ def test_register_generate_and_chat(tab: Tab) -> None:
     expect(page.locator(".message.status-interrupted .text")).to_have_text(kept)
 
     # Regenerate replaces the last reply with a new, complete one.
-    page.get_by_role("button", name="Regenerate this reply").click()
+    page.get_by_role("button", name="Regenerate this reply").last.click()
     expect(page.locator(".message.streaming")).to_have_count(0, timeout=30_000)
     expect(page.locator(".message.status-interrupted")).to_have_count(0)
-    expect(page.locator(".message.role-assistant")).to_have_count(2)
+    # the generated character's greeting, the first reply, the regenerated one
+    expect(page.locator(".message.role-assistant")).to_have_count(3)
 
     page.get_by_role("button", name="Memories").click()
     expect(page.get_by_role("complementary", name="Memories")).to_be_visible()
