@@ -148,8 +148,7 @@ class _Exchange:
             return
         self._ended = True
         guard = self._guard
-        with trio.CancelScope(shield=True) as scope:
-            scope.deadline = trio.current_time() + guard.drain_timeout + guard.close_timeout
+        with trio.move_on_after(guard.drain_timeout + guard.close_timeout, shield=True):
             if self._drain and not self._body_done:
                 body = message.get("body", b"")
                 if body:

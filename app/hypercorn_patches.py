@@ -62,11 +62,14 @@ async def _send_json_error_response(self: Any, status_code: int) -> None:
     await self._send_h11_event(h11.EndOfMessage())
 
 
+CLOSE_TIMEOUT = 5.0
+
+
 async def _read_data_then_close(self: Any) -> None:
     try:
         await _ORIGINAL_READ(self)
     finally:
-        with trio.CancelScope(shield=True):
+        with trio.move_on_after(CLOSE_TIMEOUT, shield=True):  # a socket close never hangs
             await self.idle_task.stop()
             await self.stream.aclose()
 

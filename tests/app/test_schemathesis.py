@@ -61,8 +61,20 @@ SEMANTIC_400 = [
     "PATCH /api/groups/{group_id}",
     # a `source.url` that is not a page of the configured source
     "POST /api/characters/generate",
+    # API.md: branch takes a user message and regenerate an assistant message (else 400)
+    "POST /api/characters/{character_id}/chat/messages/{message_id}/branch",
+    "POST /api/characters/{character_id}/chat/messages/{message_id}/regenerate",
+    "POST /api/groups/{group_id}/messages/{message_id}/branch",
+    "POST /api/groups/{group_id}/messages/{message_id}/regenerate",
 ]
+# Invalid data may also be larger than FASTNPC_MAX_BODY_BYTES (a lorebook's entries, say):
+# 413 `payload_too_large` rejects it as well as 400 does.
 CONFIG = f"""
+[checks.negative_data_rejection]
+expected-statuses = [
+    "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"
+]
+
 [[operations]]
 include-name = {SEMANTIC_400!r}
 checks.positive_data_acceptance.expected-statuses = [
