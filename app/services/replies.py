@@ -11,9 +11,6 @@ import trio
 import llm
 from app.services.character_llm import ReplyOptions
 from app.services.runs import Run
-from app.services.shielding import shielded_save
-
-__all__ = ["ReplyOutcome", "shielded_save", "stream_reply"]
 
 
 @dataclass

@@ -61,9 +61,6 @@ class RunRegistry:
         self._idle = trio.Event()
         self._idle.set()
 
-    def get(self, key: Hashable) -> Run | None:
-        return self._runs.get(key)
-
     def running(self, kind: str | None = None) -> int:
         if kind is None:
             return len(self._runs)

@@ -20,7 +20,6 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -178,7 +177,6 @@ class ReplySpool:
         self._empty = trio.Event()
         self._empty.set()
         self._file_lock = threading.Lock()  # file work runs in worker threads
-        self.saved = 0
 
     @property
     def pending(self) -> int:
@@ -264,8 +262,6 @@ class ReplySpool:
             except StorageError:
                 # It can never be stored (e.g. its conversation was deleted): drop it, loudly.
                 log.exception("dropping a spooled reply that cannot be stored")
-            else:
-                self.saved += 1
             self._pending.remove(entry)
             await trio.to_thread.run_sync(self._mark_done, entry.key)
         if not self._pending:
@@ -290,7 +286,3 @@ class ReplySpool:
     async def wait_empty(self) -> None:
         """Return once nothing is pending."""
         await self._empty.wait()
-
-    def entries(self) -> Iterator[SpoolEntry]:
-        """The pending entries (for health views and tests)."""
-        return iter(list(self._pending))
