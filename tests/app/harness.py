@@ -152,3 +152,31 @@ async def live_server(settings: Settings) -> AsyncIterator[Live]:
                 yield Live(base_url, client, app, stop)
             finally:
                 stop.set()
+
+
+ADMIN_USERNAME, ADMIN_PASSWORD = "root", "rootpassword"
+
+
+def settings_with_admin(db_url: str, llm_base_url: str, **overrides: Any) -> Settings:
+    """`make_settings` with the configured admin `root` that `admin_session` logs in as."""
+    return make_settings(
+        db_url,
+        llm_base_url,
+        admin_username=ADMIN_USERNAME,
+        admin_password=ADMIN_PASSWORD,
+        **overrides,
+    )
+
+
+async def login(live: Live, username: str, password: str) -> httpx.Response:
+    return await live.client.post(
+        "/api/auth/login", json={"username": username, "password": password}
+    )
+
+
+async def admin_session(live: Live) -> Session:
+    """A session of the configured admin (see `settings_with_admin`)."""
+    r = await login(live, ADMIN_USERNAME, ADMIN_PASSWORD)
+    assert r.status_code == 200, r.text
+    assert r.json()["user"]["is_admin"] is True
+    return Session(live, r.json()["token"], r.json()["user"])

@@ -11,29 +11,25 @@ import sqlalchemy as sa
 
 from storage import jobs
 from storage.schema import metadata
-from tests.app.harness import Live, Session, live_server, make_settings
+from tests.app.harness import (
+    Live,
+    Session,
+    admin_session,
+    live_server,
+    login,
+    make_settings,
+    settings_with_admin,
+)
 from tests.app.images import picture
 
 
 @pytest.fixture
 async def live(db_url: str, fake: Any) -> AsyncIterator[Live]:
-    settings = make_settings(
-        db_url, fake.base_url, admin_username="root", admin_password="rootpassword"
-    )
-    async with live_server(settings) as server:
+    async with live_server(settings_with_admin(db_url, fake.base_url)) as server:
         yield server
 
 
-async def login(live: Live, username: str, password: str) -> Any:
-    return await live.client.post(
-        "/api/auth/login", json={"username": username, "password": password}
-    )
-
-
-async def admin(live: Live) -> Session:
-    r = await login(live, "root", "rootpassword")
-    assert r.status_code == 200, r.text
-    return Session(live, r.json()["token"], r.json()["user"])
+admin = admin_session
 
 
 async def chat(session: Session, character_id: str, content: str = "hi") -> Any:

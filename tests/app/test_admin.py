@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 import trio
 
-from tests.app.harness import Live, Session, live_server, make_settings
+from tests.app.harness import (
+    Live,
+    admin_session,
+    live_server,
+    login,
+    settings_with_admin,
+)
 
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/api/admin/users", None),
@@ -23,24 +29,11 @@ ROUTES: list[tuple[str, str, Any]] = [
 
 @pytest.fixture
 async def live(db_url: str, fake: Any) -> AsyncIterator[Live]:
-    settings = make_settings(
-        db_url, fake.base_url, admin_username="root", admin_password="rootpassword"
-    )
-    async with live_server(settings) as server:
+    async with live_server(settings_with_admin(db_url, fake.base_url)) as server:
         yield server
 
 
-async def login(live: Live, username: str, password: str) -> Any:
-    return await live.client.post(
-        "/api/auth/login", json={"username": username, "password": password}
-    )
-
-
-async def admin(live: Live) -> Session:
-    r = await login(live, "root", "rootpassword")
-    assert r.status_code == 200, r.text
-    assert r.json()["user"]["is_admin"] is True
-    return Session(live, r.json()["token"], r.json()["user"])
+admin = admin_session
 
 
 async def test_admin_routes_are_forbidden_to_others(live: Live) -> None:
