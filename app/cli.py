@@ -240,7 +240,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     if args.fd is not None:  # a worker started by run_workers: the parent checked everything
         return trio.run(_serve_async, args, _settings(), None)
-    from app.startup import StartupError, bind_listener, prepare_database
+    from app.startup import StartupError, bind_listener, check_redis, prepare_database
 
     settings = _settings()
     if not args.fake_llm and settings.llm.api_key is None:
@@ -251,6 +251,7 @@ def _serve(args: argparse.Namespace) -> int:
     sock = bind_listener(args.host, args.port)  # first: nothing is migrated for a busy port
     try:
         prepare_database(settings.database_url)
+        check_redis(settings.redis_url)
     except BaseException:
         sock.close()
         raise

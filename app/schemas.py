@@ -312,9 +312,10 @@ class HealthOut(BaseModel):
 
 
 class ReadyOut(BaseModel):
-    """`ready` with 200, `unavailable` with 503; `checks` says what was checked."""
+    """`ready` with 200, `unavailable` with 503; `degraded` with 200 when the configured Redis
+    is lost (the process serves with per-process limits); `checks` says what was checked."""
 
-    status: Literal["ready", "unavailable"]
+    status: Literal["ready", "degraded", "unavailable"]
     checks: dict[str, Any]
 
 

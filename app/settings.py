@@ -41,10 +41,23 @@ class Settings(BaseSettings):
     # Replies that could not be saved while the database was down wait here for it (durable
     # across a restart); empty: kept in memory only.
     spool_dir: Path | None = Path("fastnpc-spool")
+    # redis://host:port/db: share the LLM limits and live generations across processes
+    redis_url: str | None = None
+    # the first part of every Redis key (processes of one service share it)
+    redis_prefix: str = Field(default="fastnpc", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # seconds a generation's lease lasts without renewal (renewed every second): how soon
+    # another process takes over the generations of a process that died
+    generation_lease_seconds: float = Field(default=30.0, ge=2)
 
     @field_validator("spool_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_url_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
     llm: LLMSettings = Field(default_factory=LLMSettings)
     sources: SourceSettings = Field(default_factory=SourceSettings)

@@ -196,3 +196,18 @@ def explain(exc: BaseException, *, database_url: str | None = None) -> StartupEr
         if database_url is not None and is_db_error:
             return database_error(database_url, leaf)
     return None
+
+
+def check_redis(url: str | None) -> None:
+    """With a Redis URL configured, Redis must answer before anything serves (one line if not)."""
+    if not url:
+        return
+    import trio
+
+    from app.services.redis_link import open_redis
+
+    async def probe() -> None:
+        async with open_redis(url):
+            pass
+
+    trio.run(probe)

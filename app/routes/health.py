@@ -51,7 +51,10 @@ async def readyz() -> ResponseReturnValue:
     ready = ready and health.ok and not svc.shutting_down.is_set()
     if svc.shutting_down.is_set():
         checks["server"] = "shutting_down"
-    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    # Redis lost: the process still serves (limits per process, events followed locally), so
+    # it stays in the load balancer, but says it is degraded.
+    status = "unavailable" if not ready else "degraded" if health.degraded else "ready"
+    body = {"status": status, "checks": checks}
     return body, 200 if ready else 503
 
 

@@ -28,6 +28,7 @@ from app.services.lorebooks import LorebookService
 from app.services.memory import MemoryService
 from app.services.memory_notes import MemoryNotesService
 from app.services.personas import PersonaService
+from app.services.redis_link import RedisLink, open_redis
 from app.services.runs import RunRegistry
 from app.services.snapshots import PromptSnapshots
 from app.services.spool import ReplySpool
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 class Health:
     ok: bool
     checks: dict[str, Any]
+    degraded: bool = False  # serving, but a shared piece (Redis) is missing: per-process only
 
 
 @dataclass
@@ -83,6 +85,7 @@ class Services:
     snapshots: PromptSnapshots
     lorebooks: LorebookService
     sources: SourceClient
+    redis: RedisLink | None = None
     login_throttle: LoginThrottle = field(default_factory=InProcessLoginThrottle)
     rate_limit: RateLimit = field(default_factory=Unlimited)
     shutting_down: trio.Event = field(default_factory=trio.Event)
@@ -94,7 +97,10 @@ class Services:
         for name, report in self.memory.health().items():
             checks[name] = report
             ok = ok and report.get("status") == "ok"
-        return Health(ok, checks)
+        if self.redis is not None:
+            # Redis lost: still serving (per-process limits, local events), but degraded
+            checks["redis"] = self.redis.health()
+        return Health(ok, checks, degraded=self.redis is not None and not self.redis.up)
 
     async def database_answered(self, *, within: float) -> None:
         """The database answers (a /readyz probe found it so): restart now the background
@@ -127,6 +133,7 @@ async def run_services(
         open_database(settings.database_url, pool_size=settings.db_pool_size) as db,
         llm.make_http_client(settings.llm) as http,
         open_sources(settings.sources) as sources,
+        open_redis(settings.redis_url, prefix=settings.redis_prefix) as redis,
         trio.open_nursery() as background,
         trio.open_nursery() as generations_nursery,
     ):
@@ -134,7 +141,7 @@ async def run_services(
         snapshots = PromptSnapshots(db, days=settings.prompt_snapshot_days)
         client = llm.OpenRouterClient(http, limiter, settings.llm, metrics, usage_sink=usage)
         runs = RunRegistry(generations_nursery)
-        tracker = GenerationTracker(db)
+        tracker = GenerationTracker(db, lease_seconds=settings.generation_lease_seconds)
         spool = ReplySpool(db, settings.spool_dir, owner=tracker.owner)
         lifecycle = GenerationLifecycle(db, runs, tracker, spool)
         memory = MemoryService(
@@ -196,11 +203,14 @@ async def run_services(
             feedback=FeedbackService(db),
             snapshots=snapshots,
             memory_notes=MemoryNotesService(db),
+            redis=redis,
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
                 settings.admin_username, settings.admin_password.get_secret_value()
             )
+        if redis is not None:
+            await background.start(redis.watch)
         await background.start(tracker.run)
         await background.start(spool.run)
         await background.start(memory.run)
