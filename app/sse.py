@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import orjson
 import trio
 from quart import Response, request
 
-from app.services.events import EventLog, coalesce
+from app.services.events import EventLog, NumberedEvent, coalesce
 
 PING = b": ping\n\n"
 
@@ -23,33 +24,53 @@ def encode_event(event_id: int, name: str, data: object) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name.encode(), orjson.dumps(data))
 
 
-async def _follow(log: EventLog, ping_interval: float) -> AsyncIterator[bytes]:
-    cursor = 0
-    event_id = 0
-    while True:
+class EventSource(Protocol):
+    """Where a stream's events come from: a run's log here, or another process's via Redis."""
+
+    async def next_batch(self, wait: float) -> list[NumberedEvent] | None:
+        """The events after those already returned, waiting up to `wait` seconds for one:
+        ``[]`` when none came in time, None once the terminal event has been returned."""
+        ...
+
+
+class LogSource:
+    """A run's `EventLog` in this process, from index `cursor` on."""
+
+    def __init__(self, log: EventLog, cursor: int = 0) -> None:
+        self._log = log
+        self._cursor = cursor
+
+    async def next_batch(self, wait: float) -> list[NumberedEvent] | None:
         batch = None
-        with trio.move_on_after(ping_interval):
-            batch = await log.wait_from(cursor)
+        with trio.move_on_after(wait):
+            batch = await self._log.wait_from(self._cursor)
         if batch is None:
+            return []
+        if not batch:
+            return None
+        first = self._log.base + self._cursor + 1
+        self._cursor += len(batch)
+        return coalesce(batch, first)
+
+
+async def _frames(source: EventSource, ping_interval: float) -> AsyncIterator[bytes]:
+    while True:
+        batch = await source.next_batch(ping_interval)
+        if batch is None:
+            return
+        if not batch:
             yield PING
             continue
-        if not batch:
-            return
-        cursor += len(batch)
-        parts = []
-        for name, data in coalesce(batch):
-            event_id += 1
-            parts.append(encode_event(event_id, name, data))
-        yield b"".join(parts)
+        yield b"".join(encode_event(event_id, name, data) for event_id, name, data in batch)
 
 
-def event_stream(log: EventLog, *, ping_interval: float) -> Response:
-    """A `text/event-stream` response relaying `log` until its terminal event.
+def source_stream(source: EventSource, *, ping_interval: float) -> Response:
+    """A `text/event-stream` response relaying `source` until its terminal event.
 
-    A client that disconnects only ends this subscription, never the work behind the log.
+    A client that disconnects only ends this subscription, never the work behind the events.
     """
     response = Response(
-        _follow(log, ping_interval),
+        _frames(source, ping_interval),
         status=200,
         content_type="text/event-stream; charset=utf-8",
     )
@@ -57,3 +78,8 @@ def event_stream(log: EventLog, *, ping_interval: float) -> Response:
     response.headers["X-Accel-Buffering"] = "no"
     response.timeout = None
     return response
+
+
+def event_stream(log: EventLog, *, ping_interval: float) -> Response:
+    """A `text/event-stream` response relaying a run's whole `log`."""
+    return source_stream(LogSource(log), ping_interval=ping_interval)
