@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import coredis
+import trio
 
 REDIS_URL = os.environ.get("FASTNPC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -28,3 +32,55 @@ async def redis_prefix(url: str = REDIS_URL) -> AsyncIterator[str]:
         yield prefix
     finally:
         await delete_prefix(url, prefix)
+
+
+class RedisServer:
+    """A `redis-server` of the test's own (for fault tests: stop it, start it again on the same
+    port); nothing on disk, stopped at the end."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        with socket.socket() as probe:  # a free port, reused by every start
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process: trio.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.process = await trio.lowlevel.open_process(
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        with trio.fail_after(10):
+            while True:
+                try:
+                    async with coredis.Redis.from_url(self.url, connect_timeout=0.5) as client:
+                        await client.ping()
+                    return
+                except (coredis.exceptions.RedisError, OSError):
+                    await trio.sleep(0.05)
+
+    async def stop(self) -> None:
+        """Kill it (as a crash would)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            with trio.CancelScope(shield=True), trio.move_on_after(10):
+                await self.process.wait()
+        self.process = None
+
+
+@asynccontextmanager
+async def own_redis(directory: Path) -> AsyncIterator[RedisServer]:
+    server = RedisServer(directory)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
 
 from app.services.events import ID_SPAN, split_event_id
 from tests.app.harness import SSE, Live, Session, live_server, make_settings
-from tests.redisutil import REDIS_URL, redis_prefix
+from tests.redisutil import REDIS_URL, own_redis, redis_prefix
 
 # A paced reply: 30 chunks at 60/s (half a second), so a follower joins while it streams.
 PACED = "[[fake:tps=60]][[fake:tokens=30]] hello"
@@ -192,3 +193,53 @@ async def _both(first: Any, second: Any) -> tuple[Any, Any]:
             nursery.start_soon(run, 0, first)
             nursery.start_soon(run, 1, second)
     return results[0], results[1]
+
+
+async def _readiness(live: Live, status: str) -> None:
+    """Wait until the process's Redis link is up (`ready`) or down (`degraded`), then check
+    that /readyz says so (the link is pinged every half second while down)."""
+    link = live.services.redis
+    with trio.fail_after(15):
+        while link.up != (status == "ready"):
+            await link.wait_changed()
+    assert (await live.client.get("/readyz")).json()["status"] == status
+
+
+async def test_redis_lost_mid_reply(db_url: str, fake: Any, tmp_path: Path) -> None:
+    """The reply completes and is stored; a follower on another process gets `error`
+    `events_unavailable`, /readyz says degraded, and once Redis is back (empty: it keeps
+    nothing) the follower can follow again and gets the whole reply."""
+    async with own_redis(tmp_path) as redis:
+        settings = {"redis_url": redis.url, "redis_prefix": "lost"}
+        async with (
+            live_server(make_settings(db_url, fake.base_url, **settings)) as a,
+            live_server(make_settings(db_url, fake.base_url, **settings)) as b,
+        ):
+            alice_a = await a.register()
+            alice_b = Session(b, alice_a.token, alice_a.user)
+            mira = await alice_a.character()
+            chat = f"/api/characters/{mira['id']}/chat"
+            long = "[[fake:tps=40]][[fake:tokens=300]] hi"
+            with trio.fail_after(30):
+                async with alice_a.stream(chat, {"content": long}) as on_a:
+                    head = await _take(on_a, 2)
+                    async with alice_b.stream(f"{chat}/stream", method="GET") as follower:
+                        await _take(follower, 2)
+                        await redis.stop()
+                        cut = await _rest(follower)
+                    assert cut[-1][1] == "error"
+                    assert cut[-1][2]["code"] == "events_unavailable"
+                    await _readiness(a, "degraded")
+                    assert (await a.client.get("/readyz")).json()["checks"]["redis"] == (
+                        "unavailable"
+                    )
+                    await redis.start()
+                    await _readiness(b, "ready")
+                    status, again = await _follow(alice_b, f"{chat}/stream")
+                    original = head + await _rest(on_a)
+            assert original[-1][1] == "done"
+            assert status == 200 and again[-1][1] == "done"
+            assert _text(again) == _text(original)
+            page = (await alice_a.request("GET", f"{chat}/messages")).json()
+            assert page["items"][-1]["content"] == _text(original)
+            assert page["items"][-1]["status"] == "complete"
