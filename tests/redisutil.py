@@ -59,13 +59,19 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )
         with trio.fail_after(10):
-            while True:
-                try:
-                    async with coredis.Redis.from_url(self.url, connect_timeout=0.5) as client:
-                        await client.ping()
-                    return
-                except (coredis.exceptions.RedisError, OSError):
-                    await trio.sleep(0.05)
+            # another process starting up: no event to wait on, only its port to try
+            while not await self._answers():  # noqa: ASYNC110
+                await trio.sleep(0.05)
+
+    async def _answers(self) -> bool:
+        """Whether the server answers PING (a raw RESP exchange: no client pool to tidy)."""
+        try:
+            stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+        except OSError:
+            return False
+        async with stream:
+            await stream.send_all(b"PING\r\n")
+            return await stream.receive_some(64) == b"+PONG\r\n"
 
     async def stop(self) -> None:
         """Kill it (as a crash would)."""
