@@ -89,6 +89,7 @@ class Services:
     lorebooks: LorebookService
     sources: SourceClient
     following: FollowService
+    takeover: Takeover
     redis: RedisLink | None = None
     login_throttle: LoginThrottle = field(default_factory=InProcessLoginThrottle)
     rate_limit: RateLimit = field(default_factory=Unlimited)
@@ -213,6 +214,7 @@ async def run_services(
             memory_notes=MemoryNotesService(db),
             redis=redis,
             following=FollowService(db, lifecycle),
+            takeover=takeover,
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
