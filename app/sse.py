@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
 
 import orjson
-import trio
 from quart import Response, request
 
-from app.services.events import EventLog, NumberedEvent, coalesce
+from app.services.events import EventLog, EventSource, LogSource
 
 PING = b": ping\n\n"
 
@@ -22,35 +20,6 @@ def wants_stream() -> bool:
 def encode_event(event_id: int, name: str, data: object) -> bytes:
     # orjson writes compact UTF-8 (no ASCII escapes) and never emits a raw newline.
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name.encode(), orjson.dumps(data))
-
-
-class EventSource(Protocol):
-    """Where a stream's events come from: a run's log here, or another process's via Redis."""
-
-    async def next_batch(self, wait: float) -> list[NumberedEvent] | None:
-        """The events after those already returned, waiting up to `wait` seconds for one:
-        ``[]`` when none came in time, None once the terminal event has been returned."""
-        ...
-
-
-class LogSource:
-    """A run's `EventLog` in this process, from index `cursor` on."""
-
-    def __init__(self, log: EventLog, cursor: int = 0) -> None:
-        self._log = log
-        self._cursor = cursor
-
-    async def next_batch(self, wait: float) -> list[NumberedEvent] | None:
-        batch = None
-        with trio.move_on_after(wait):
-            batch = await self._log.wait_from(self._cursor)
-        if batch is None:
-            return []
-        if not batch:
-            return None
-        first = self._log.base + self._cursor + 1
-        self._cursor += len(batch)
-        return coalesce(batch, first)
 
 
 async def _frames(source: EventSource, ping_interval: float) -> AsyncIterator[bytes]:

@@ -14,7 +14,7 @@ wrong generation's events from the wrong place (`split_event_id`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -93,3 +93,32 @@ def coalesce(batch: list[Event], first_id: int) -> list[NumberedEvent]:
                 continue
         out.append((event_id, name, data))
     return out
+
+
+class EventSource(Protocol):
+    """Where a stream's events come from: a run's log here, or another process's via Redis."""
+
+    async def next_batch(self, wait: float) -> list[NumberedEvent] | None:
+        """The events after those already returned, waiting up to `wait` seconds for one:
+        ``[]`` when none came in time, None once the terminal event has been returned."""
+        ...
+
+
+class LogSource:
+    """A run's `EventLog` in this process, from index `cursor` on."""
+
+    def __init__(self, log: EventLog, cursor: int = 0) -> None:
+        self._log = log
+        self._cursor = cursor
+
+    async def next_batch(self, wait: float) -> list[NumberedEvent] | None:
+        batch = None
+        with trio.move_on_after(wait):
+            batch = await self._log.wait_from(self._cursor)
+        if batch is None:
+            return []
+        if not batch:
+            return None
+        first = self._log.base + self._cursor + 1
+        self._cursor += len(batch)
+        return coalesce(batch, first)

@@ -19,10 +19,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.services.event_relay import UNAVAILABLE, EventRelay
-from app.services.events import NumberedEvent, split_event_id
+from app.services.events import EventSource, LogSource, NumberedEvent, split_event_id
 from app.services.lifecycle import GenerationLifecycle
 from app.services.redis_link import REDIS_ERRORS
-from app.sse import EventSource, LogSource
 from storage import Database, StorageError, generations
 from storage.timestamps import utcnow
 
