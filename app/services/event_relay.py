@@ -104,8 +104,13 @@ class EventRelay:
     async def _wait_for_link(self) -> None:
         while not self.link.up:
             await self.link.wait_changed()
-        # Redis may have lost what it held (it keeps nothing on disk): write every stream anew.
-        for published in self._logs.values():
+        # Redis may have lost what it held (it keeps nothing on disk): write every running
+        # generation's stream anew. Those that ended meanwhile are stored; their followers were
+        # told to follow again, and find them ended (204) and in the history.
+        for gid, published in list(self._logs.items()):
+            if published.log.closed:
+                del self._logs[gid]
+                continue
             published.sent = 0
             published.created = False
         self._dirty |= set(self._logs)
