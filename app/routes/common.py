@@ -51,7 +51,7 @@ def rate_limited(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]
 
     @wraps(handler)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        services().rate_limit.acquire(current_user().id)
+        await services().rate_limit.acquire(current_user().id)
         return await handler(*args, **kwargs)
 
     return wrapper

@@ -31,6 +31,7 @@ from app.services.memory import MemoryService
 from app.services.memory_notes import MemoryNotesService
 from app.services.personas import PersonaService
 from app.services.redis_link import RedisLink, open_redis
+from app.services.redis_throttle import shared_login_throttle, shared_rate_limit
 from app.services.runs import RunRegistry
 from app.services.snapshots import PromptSnapshots
 from app.services.spool import ReplySpool
@@ -41,7 +42,6 @@ from app.services.throttle import (
     LoginThrottle,
     RateLimit,
     Unlimited,
-    rate_limit,
 )
 from app.services.usage import UsageService
 from app.settings import Settings
@@ -197,14 +197,15 @@ async def run_services(
             personas=PersonaService(db),
             cards=CardService(db, character_service, runs),
             tree=ConversationTreeService(db, memory),
-            login_throttle=InProcessLoginThrottle(
+            login_throttle=shared_login_throttle(
                 LoginPolicy.from_limits(
                     settings.login_free_attempts,
                     settings.login_max_delay,
                     settings.login_account_max_delay,
-                )
+                ),
+                redis,
             ),
-            rate_limit=rate_limit(settings.rate_limit_per_minute),
+            rate_limit=shared_rate_limit(settings.rate_limit_per_minute, redis),
             lorebooks=LorebookService(db),
             sources=sources,
             account=AccountService(db, auth, models=settings.llm.models),

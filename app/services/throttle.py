@@ -1,8 +1,11 @@
-"""Login throttling and per-user request rate limits, in-process (one worker's view).
+"""Login throttling and per-user request rate limits: the policy, and its in-process form.
 
-Both are behind small interfaces (`LoginThrottle`, `RateLimit`) so a shared implementation
-(e.g. on Redis, for several workers) can replace the in-process one. Time comes from an
-injectable monotonic `clock`, so tests are exact.
+Both are behind small interfaces (`LoginThrottle`, `RateLimit`). This module holds the policy
+(`Backoff`, `LoginPolicy`, the token bucket's numbers) and the in-process implementations (one
+process's view); `app.services.redis_throttle` keeps the same counters in Redis, so that with
+``FASTNPC_REDIS_URL`` every process of the service shares them (N processes do not give an
+attacker N times the attempts), and falls back to these in-process ones while Redis is lost.
+Time comes from an injectable `clock`, so tests are exact.
 
 Login throttling throttles, it never locks: each failed attempt is charged (before the password
 is checked, so concurrent guesses count) to three counters, and a counter past its free
@@ -16,7 +19,11 @@ with `Retry-After`). Failures are forgotten after a quiet period.
   elsewhere can slow the owner down by at most that cap per attempt and never lock them out.
 
 A successful login clears its (account, address) and account counters, never the address
-counter (else logging into one's own account would clear a guessing address's record).
+counter (else logging into one's own account would clear a guessing address's record), and
+remembers the address as one that logged into the account (`LoginPolicy.remember_addresses`).
+
+The rate limit is a token bucket per user: `FASTNPC_RATE_LIMIT_PER_MINUTE` requests a minute,
+in bursts of up to as many.
 """
 
 from __future__ import annotations
@@ -48,6 +55,15 @@ class Backoff:
         if failures <= self.free:
             return 0.0
         return min(self.cap, self.base * 2.0 ** min(failures - self.free - 1, 62))
+
+    def steps(self) -> list[float]:
+        """`delay(free + i)` for i = 1, 2, ... up to the first that reaches the cap (every
+        later one is the cap): the whole schedule as a table, for a shared counter that looks
+        the wait up where the failures are counted (`redis_throttle`)."""
+        steps = [self.delay(self.free + 1)]
+        while steps[-1] < self.cap and len(steps) < 64:
+            steps.append(self.delay(self.free + len(steps) + 1))
+        return steps
 
 
 class FailureCounter:
@@ -101,11 +117,14 @@ class LoginThrottle(Protocol):
 
 @dataclass(frozen=True)
 class LoginPolicy:
-    """The three counters' backoffs."""
+    """The three counters' backoffs, and how long an address that logged into an account is
+    remembered as exempt from the account-wide counter (kept by the shared throttle; the
+    in-process one keeps the latest `MAX_KEYS`)."""
 
     pair: Backoff
     address: Backoff
     account: Backoff
+    remember_addresses: float = 90 * 86400.0
 
     @classmethod
     def from_limits(
@@ -118,6 +137,10 @@ class LoginPolicy:
             address=Backoff(10 * free, 1.0, max_delay, forget_after=max(3600.0, 3 * max_delay)),
             account=Backoff(4 * free, 1.0, account_max_delay, forget_after=900.0),
         )
+
+
+def too_many_logins(wait: float) -> RateLimited:
+    return RateLimited(f"too many failed logins; retry in {math.ceil(wait)} s", retry_after=wait)
 
 
 class InProcessLoginThrottle:
@@ -141,9 +164,7 @@ class InProcessLoginThrottle:
     async def attempt(self, account: str, address: str, verify: Callable[[], Awaitable[T]]) -> T:
         wait = self.retry_after(account, address)
         if wait > 0:
-            raise RateLimited(
-                f"too many failed logins; retry in {math.ceil(wait)} s", retry_after=wait
-            )
+            raise too_many_logins(wait)
         key = account.casefold()
         keys = ((self._pair, (key, address)), (self._address, address), (self._account, key))
         for counter, counter_key in keys:
@@ -168,7 +189,7 @@ class InProcessLoginThrottle:
 class RateLimit(Protocol):
     """Requests per key (a user) on the expensive routes."""
 
-    def acquire(self, key: Hashable) -> None:
+    async def acquire(self, key: Hashable) -> None:
         """Take one request's allowance or raise `RateLimited`."""
         ...
 
@@ -176,8 +197,12 @@ class RateLimit(Protocol):
 class Unlimited:
     """`RateLimit` that never limits (`FASTNPC_RATE_LIMIT_PER_MINUTE=0`)."""
 
-    def acquire(self, key: Hashable) -> None:
+    async def acquire(self, key: Hashable) -> None:
         return None
+
+
+def too_many_requests(wait: float) -> RateLimited:
+    return RateLimited(f"too many requests; retry in {math.ceil(wait)} s", retry_after=wait)
 
 
 class TokenBucketRateLimit:
@@ -189,13 +214,12 @@ class TokenBucketRateLimit:
         self._clock = clock
         self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
 
-    def acquire(self, key: Hashable) -> None:
+    async def acquire(self, key: Hashable) -> None:
         now = self._clock()
         tokens, then = self._buckets.get(key, (self._capacity, now))
         tokens = min(self._capacity, tokens + (now - then) * self._rate)
         if tokens < 1.0:
-            wait = (1.0 - tokens) / self._rate
-            raise RateLimited(f"too many requests; retry in {math.ceil(wait)} s", retry_after=wait)
+            raise too_many_requests((1.0 - tokens) / self._rate)
         self._buckets[key] = (tokens - 1.0, now)
         self._buckets.move_to_end(key)
         while len(self._buckets) > MAX_KEYS:  # the oldest is the fullest: forgetting it is fair

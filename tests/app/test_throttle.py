@@ -49,6 +49,25 @@ def test_backoff_is_free_then_exponential_then_capped() -> None:
     backoff = Backoff(free=3, base=1.0, cap=8.0, forget_after=60.0)
     assert [backoff.delay(n) for n in range(1, 10)] == [0, 0, 0, 1, 2, 4, 8, 8, 8]
     assert backoff.delay(10**6) == 8.0
+    assert backoff.steps() == [1, 2, 4, 8]
+
+
+@pytest.mark.parametrize(
+    "backoff",
+    [
+        Backoff(free=0, base=1.0, cap=1.0, forget_after=1.0),
+        Backoff(free=5, base=1.0, cap=300.0, forget_after=900.0),
+        Backoff(free=50, base=0.25, cap=30.0, forget_after=900.0),
+        Backoff(free=2, base=3.0, cap=1e9, forget_after=900.0),
+    ],
+)
+def test_backoff_steps_are_its_schedule_as_a_table(backoff: Backoff) -> None:
+    """`steps()` is what the shared throttle looks waits up in: the same as `delay`."""
+    steps = backoff.steps()
+    assert steps[-1] == backoff.cap or len(steps) == 64
+    for n in range(backoff.free + 200):
+        table = 0.0 if n <= backoff.free else steps[min(n - backoff.free, len(steps)) - 1]
+        assert table == backoff.delay(n)
 
 
 def test_failures_are_forgotten_after_a_quiet_period() -> None:
@@ -143,25 +162,25 @@ async def test_an_attacker_elsewhere_cannot_lock_the_owner_out(live: Live) -> No
         assert (await login(traveller, "password123")).status_code == 200
 
 
-def test_token_bucket_allows_bursts_then_one_request_per_interval() -> None:
+async def test_token_bucket_allows_bursts_then_one_request_per_interval() -> None:
     clock = ManualClock()
     limit = TokenBucketRateLimit(3, clock)  # one request per 20 s, bursts of 3
     for _ in range(3):
-        limit.acquire(7)
+        await limit.acquire(7)
     with pytest.raises(RateLimited) as caught:
-        limit.acquire(7)
+        await limit.acquire(7)
     assert caught.value.retry_after == pytest.approx(20.0)
-    limit.acquire(8)  # per user
+    await limit.acquire(8)  # per user
     clock.advance(20)
-    limit.acquire(7)
+    await limit.acquire(7)
     with pytest.raises(RateLimited):
-        limit.acquire(7)
+        await limit.acquire(7)
 
 
-def test_rate_limit_zero_is_off() -> None:
+async def test_rate_limit_zero_is_off() -> None:
     limit = rate_limit(0)
     for _ in range(10_000):
-        limit.acquire(1)
+        await limit.acquire(1)
 
 
 async def test_expensive_routes_are_rate_limited_per_user(live: Live) -> None:
