@@ -6,6 +6,7 @@ is lost each falls back to its in-process counters, and uses Redis again once it
 from __future__ import annotations
 
 import random
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ import trio
 
 from app.errors import RateLimited, ServiceUnavailable, Unauthenticated
 from app.services.redis_link import RedisLink, open_redis
-from app.services.redis_throttle import RedisLoginThrottle, RedisRateLimit
+from app.services.redis_throttle import REDIS_TIMEOUT, RedisLoginThrottle, RedisRateLimit
 from app.services.throttle import (
     Backoff,
     InProcessLoginThrottle,
@@ -355,3 +356,32 @@ async def test_wrong_passwords_on_two_servers_are_throttled_together(
             assert (await bob_b.request("POST", chat, json={"content": "hi"})).status_code == 200
             r = await bob_a.request("POST", chat, json={"content": "hi"})
             assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+
+
+async def test_a_redis_that_hangs_is_lost_after_the_timeout(tmp_path: Path) -> None:
+    """A Redis that accepts but does not answer (stopped): the attempt falls back after
+    `REDIS_TIMEOUT` instead of hanging, and the next ones fall back at once."""
+    clock = ManualClock()
+    async with own_redis(tmp_path) as server, open_redis(server.url, prefix="hang") as link:
+        assert link is not None and server.process is not None
+        throttle = RedisLoginThrottle(link, POLICY, clock)
+        assert await outcome(throttle, "bob", "10.0.0.1", wrong) == 401
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            started = trio.current_time()
+            with trio.fail_after(REDIS_TIMEOUT + 5):
+                assert await outcome(throttle, "bob", "10.0.0.1", right) == "token"
+            assert trio.current_time() - started >= REDIS_TIMEOUT
+            assert not link.up
+            with trio.fail_after(1):
+                assert await outcome(throttle, "bob", "10.0.0.1", wrong) == 401
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        with trio.fail_after(10):
+            while not await link.ping():  # noqa: ASYNC110 (the link's own probe)
+                pass
+        assert await outcome(throttle, "bob", "10.0.0.1", wrong) == 401
+        pair = throttle.keys("bob", "10.0.0.1")[0]
+        # Redis kept its count, and ran the charge it had been sent when it stopped once it went
+        # on (that attempt then succeeded in-process): a hung Redis may charge one attempt late
+        assert await link.client.hget(pair, "n") == b"3"
