@@ -32,10 +32,11 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import quote
 
 import trio
+from coredis.commands import Script
 
 from app.errors import Unauthenticated
 from app.services.redis_link import REDIS_ERRORS, RedisLink
@@ -152,7 +153,7 @@ def _counter_args(backoff: Backoff) -> list[str]:
 
 
 async def run_script(
-    link: RedisLink, script: Any, keys: Sequence[str], args: Sequence[str]
+    link: RedisLink, script: Script[bytes], keys: Sequence[str], args: Sequence[str]
 ) -> bytes | None:
     """The script's reply, or None when Redis is lost (now or by this call, which marks the
     link down so that the next calls fall back at once until a ping answers)."""
@@ -160,7 +161,7 @@ async def run_script(
         return None
     with trio.move_on_after(REDIS_TIMEOUT):
         try:
-            reply = await script(keys=list(keys), args=list(args))
+            reply: object = await script(keys=list(keys), args=list(args))
         except REDIS_ERRORS as exc:
             link.lost(exc)
             return None
