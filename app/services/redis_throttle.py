@@ -57,7 +57,8 @@ T = TypeVar("T")
 REDIS_TIMEOUT = 2.0  # a command slower than this counts as Redis lost (fall back)
 
 # Every number crosses as a string that reads back as the same double (`_num`), so with a given
-# clock the scripts compute exactly what the in-process counters compute.
+# clock the scripts compute exactly what the in-process counters compute. (TIME before a write
+# is allowed: Redis 5 and later replicate a script by its effects.)
 _NOW = """
 local function now_from(arg)
   if arg ~= '' then return tonumber(arg) end

@@ -385,3 +385,35 @@ async def test_a_redis_that_hangs_is_lost_after_the_timeout(tmp_path: Path) -> N
         # Redis kept its count, and ran the charge it had been sent when it stopped once it went
         # on (that attempt then succeeded in-process): a hung Redis may charge one attempt late
         assert await link.client.hget(pair, "n") == b"3"
+
+
+async def test_logins_and_limited_routes_work_while_redis_is_lost(
+    db_url: str, fake: Any, tmp_path: Path
+) -> None:
+    async with own_redis(tmp_path) as server:
+        settings = make_settings(
+            db_url,
+            fake.base_url,
+            redis_url=server.url,
+            redis_prefix="lost",
+            rate_limit_per_minute=5,
+        )
+        async with live_server(settings) as live:
+            bob = await live.register("bob", "password123")
+            character = await bob.character()
+            await server.stop()
+            assert (await login(live.client, "wrong-password")).status_code == 401
+            assert (await login(live.client, "password123")).status_code == 200
+            chat = f"/api/characters/{character['id']}/chat"
+            assert (await bob.request("POST", chat, json={"content": "hi"})).status_code == 200
+            assert not live.services.redis.up
+            # counted in this process meanwhile (the chat request took one of the 5)
+            throttle = live.services.login_throttle
+            assert isinstance(throttle, RedisLoginThrottle)
+            assert throttle.fallback.retry_after("bob", "127.0.0.1") == 0  # cleared by success
+            limit = live.services.rate_limit
+            assert isinstance(limit, RedisRateLimit)
+            for _ in range(4):
+                await limit.fallback.acquire(int(bob.user["id"]))
+            with pytest.raises(RateLimited):
+                await limit.fallback.acquire(int(bob.user["id"]))
