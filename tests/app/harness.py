@@ -142,6 +142,24 @@ class SSE:
         return out
 
 
+Numbered = tuple[int, str, dict[str, Any]]
+
+
+async def until_deltas(sse: SSE, count: int) -> list[Numbered]:
+    """Read events until `count` `delta` events have come (the stream must not end before)."""
+    seen: list[Numbered] = []
+    async for event in sse:
+        seen.append(event)
+        if sum(1 for _, name, _ in seen if name == "delta") >= count:
+            return seen
+    raise AssertionError(f"stream ended after {seen}")
+
+
+def delta_text(events: list[Numbered]) -> str:
+    """The text of the `delta` events among `events`, joined."""
+    return "".join(data["text"] for _, name, data in events if name == "delta")
+
+
 @asynccontextmanager
 async def live_server(settings: Settings) -> AsyncIterator[Live]:
     """Serve the app on an ephemeral port; shut it down gracefully on exit."""

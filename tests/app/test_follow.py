@@ -11,31 +11,24 @@ from typing import Any
 import trio
 
 from app.services.events import ID_SPAN, split_event_id
-from tests.app.harness import SSE, Live, Session, live_server, make_settings
+from tests.app.harness import (
+    SSE,
+    Live,
+    Numbered,
+    Session,
+    delta_text,
+    live_server,
+    make_settings,
+    until_deltas,
+)
 from tests.redisutil import REDIS_URL, own_redis, redis_prefix
 
 # A paced reply: 30 chunks at 60/s (half a second), so a follower joins while it streams.
 PACED = "[[fake:tps=60]][[fake:tokens=30]] hello"
 
-Numbered = tuple[int, str, dict[str, Any]]
-
-
-async def _take(sse: SSE, deltas: int) -> list[Numbered]:
-    """Read events until `deltas` delta events have come."""
-    seen: list[Numbered] = []
-    async for event in sse:
-        seen.append(event)
-        if sum(1 for _, name, _ in seen if name == "delta") >= deltas:
-            return seen
-    raise AssertionError(f"stream ended after {seen}")
-
 
 async def _rest(sse: SSE) -> list[Numbered]:
     return [event async for event in sse]
-
-
-def _text(events: list[Numbered]) -> str:
-    return "".join(data["text"] for _, name, data in events if name == "delta")
 
 
 async def _follow(
@@ -66,7 +59,7 @@ async def test_follow_and_resume_a_chat_reply_in_one_process(live: Live) -> None
     assert (await _follow(alice, f"{chat}/stream"))[0] == 204  # nothing runs yet
 
     async with alice.stream(chat, {"content": PACED}) as sse:
-        head = await _take(sse, 3)
+        head = await until_deltas(sse, 3)
         last_id = head[-1][0]
         generation_id, index = split_event_id(last_id)
         assert generation_id > 0 and 0 < index < ID_SPAN
@@ -81,20 +74,20 @@ async def test_follow_and_resume_a_chat_reply_in_one_process(live: Live) -> None
         assert events[-1][1] == "done"
     _increasing(original)
     # the follower from the start saw what the sender saw; the resumed one exactly the rest
-    assert _text(whole[1]) == _text(original)
+    assert delta_text(whole[1]) == delta_text(original)
     assert _names(whole[1]) == _names(original)
     assert resumed[1][0][0] > last_id
-    assert _text(head) + _text(resumed[1]) == _text(original)
+    assert delta_text(head) + delta_text(resumed[1]) == delta_text(original)
     assert _names(resumed[1]) == ["reply", "done"]
     reply = next(data for _, name, data in original if name == "reply")
-    assert reply["content"] == _text(original) and reply["status"] == "complete"
+    assert reply["content"] == delta_text(original) and reply["status"] == "complete"
     # ids are the same wherever read: the ids after `last_id` are the sender's
     assert {i for i, _, _ in resumed[1]} <= {i for i, _, _ in original}
 
     # ended: a new follower has nothing to follow; a resuming one gets what it missed
     assert (await _follow(alice, f"{chat}/stream"))[0] == 204
     status, late = await _follow(alice, f"{chat}/stream", last_id)
-    assert status == 200 and _text(head) + _text(late) == _text(original)
+    assert status == 200 and delta_text(head) + delta_text(late) == delta_text(original)
     assert (await _follow(alice, f"{chat}/stream", original[-1][0]))[0] == 204
 
 
@@ -123,7 +116,7 @@ async def test_follow_a_group_turn(live: Live) -> None:
     group = r.json()
     path = f"/api/groups/{group['id']}"
     async with alice.stream(f"{path}/messages", {"content": PACED}) as sse:
-        head = await _take(sse, 2)
+        head = await until_deltas(sse, 2)
         status, rest = await _follow(alice, f"{path}/stream", head[-1][0])
         original = head + await _rest(sse)
     assert status == 200 and rest[-1][1] == "done"
@@ -157,7 +150,7 @@ async def test_follow_a_reply_running_in_another_process(db_url: str, fake: Any)
         mira = await alice_a.character()
         chat = f"/api/characters/{mira['id']}/chat"
         async with alice_a.stream(chat, {"content": PACED}) as sse:
-            head = await _take(sse, 3)
+            head = await until_deltas(sse, 3)
             whole, resumed = await _both(
                 _follow(alice_b, f"{chat}/stream"),
                 _follow(alice_b, f"{chat}/stream", head[-1][0]),
@@ -166,8 +159,8 @@ async def test_follow_a_reply_running_in_another_process(db_url: str, fake: Any)
         for status, events in (whole, resumed):
             assert status == 200 and events[-1][1] == "done"
             _increasing(events)
-        assert _text(whole[1]) == _text(original)
-        assert _text(head) + _text(resumed[1]) == _text(original)
+        assert delta_text(whole[1]) == delta_text(original)
+        assert delta_text(head) + delta_text(resumed[1]) == delta_text(original)
         # the same ids on both processes: every id B sent is one A sent, or merges A's deltas
         sent_by_a = {i for i, _, _ in original}
         assert [i for i, n, _ in whole[1] if n != "delta"] == [
@@ -176,7 +169,7 @@ async def test_follow_a_reply_running_in_another_process(db_url: str, fake: Any)
         assert all(i <= max(sent_by_a) for i, _, _ in whole[1])
         # ended: B still serves the missed rest from Redis, and nothing to a new follower
         status, late = await _follow(alice_b, f"{chat}/stream", head[-1][0])
-        assert status == 200 and _text(head) + _text(late) == _text(original)
+        assert status == 200 and delta_text(head) + delta_text(late) == delta_text(original)
         assert (await _follow(alice_b, f"{chat}/stream"))[0] == 204
         ready = (await b.client.get("/readyz")).json()
         assert ready["status"] == "ready" and ready["checks"]["redis"] == "ok"
@@ -222,9 +215,9 @@ async def test_redis_lost_mid_reply(db_url: str, fake: Any, tmp_path: Path) -> N
             long = "[[fake:tps=40]][[fake:tokens=300]] hi"
             with trio.fail_after(30):
                 async with alice_a.stream(chat, {"content": long}) as on_a:
-                    head = await _take(on_a, 2)
+                    head = await until_deltas(on_a, 2)
                     async with alice_b.stream(f"{chat}/stream", method="GET") as follower:
-                        await _take(follower, 2)
+                        await until_deltas(follower, 2)
                         await redis.stop()
                         cut = await _rest(follower)
                     assert cut[-1][1] == "error"
@@ -239,7 +232,7 @@ async def test_redis_lost_mid_reply(db_url: str, fake: Any, tmp_path: Path) -> N
                     original = head + await _rest(on_a)
             assert original[-1][1] == "done"
             assert status == 200 and again[-1][1] == "done"
-            assert _text(again) == _text(original)
+            assert delta_text(again) == delta_text(original)
             page = (await alice_a.request("GET", f"{chat}/messages")).json()
-            assert page["items"][-1]["content"] == _text(original)
+            assert page["items"][-1]["content"] == delta_text(original)
             assert page["items"][-1]["status"] == "complete"
