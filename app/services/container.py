@@ -30,6 +30,7 @@ from app.services.memory_notes import MemoryNotesService
 from app.services.personas import PersonaService
 from app.services.redis_link import RedisLink, open_redis
 from app.services.runs import RunRegistry
+from app.services.shared_limiter import SharedLLMLimiter
 from app.services.snapshots import PromptSnapshots
 from app.services.spool import ReplySpool
 from app.services.throttle import (
@@ -61,7 +62,7 @@ class Services:
 
     settings: Settings
     db: Database
-    limiter: llm.LLMLimiter
+    limiter: llm.Limiter
     metrics: llm.LLMMetrics
     client: llm.OpenRouterClient
     registry: CollectorRegistry
@@ -112,6 +113,23 @@ class Services:
                 await supervisor.wait_for(lambda: not supervisor.degraded)
 
 
+def make_limiter(settings: Settings, redis: RedisLink | None) -> llm.Limiter:
+    """The LLM limits: service-wide through Redis when there is one, else this process's."""
+    if redis is not None:
+        return SharedLLMLimiter(
+            redis,
+            settings.llm.max_concurrency,
+            per_user=settings.llm.max_per_user,
+            queue_timeout=settings.llm.queue_timeout,
+            lease=settings.llm_slot_lease_seconds,
+        )
+    return llm.LLMLimiter(
+        settings.llm.max_concurrency,
+        per_user=settings.llm.max_per_user,
+        queue_timeout=settings.llm.queue_timeout,
+    )
+
+
 async def run_services(
     settings: Settings,
     *,
@@ -124,11 +142,6 @@ async def run_services(
     registry = CollectorRegistry()
     connection_metrics.register(registry)
     metrics = llm.LLMMetrics(registry)
-    limiter = llm.LLMLimiter(
-        settings.llm.max_concurrency,
-        per_user=settings.llm.max_per_user,
-        queue_timeout=settings.llm.queue_timeout,
-    )
     async with (
         open_database(settings.database_url, pool_size=settings.db_pool_size) as db,
         llm.make_http_client(settings.llm) as http,
@@ -137,6 +150,7 @@ async def run_services(
         trio.open_nursery() as background,
         trio.open_nursery() as generations_nursery,
     ):
+        limiter = make_limiter(settings, redis)
         usage = UsageService(db)
         snapshots = PromptSnapshots(db, days=settings.prompt_snapshot_days)
         client = llm.OpenRouterClient(http, limiter, settings.llm, metrics, usage_sink=usage)
@@ -211,6 +225,8 @@ async def run_services(
             )
         if redis is not None:
             await background.start(redis.watch)
+        if isinstance(limiter, SharedLLMLimiter):
+            await background.start(limiter.run)
         await background.start(tracker.run)
         await background.start(spool.run)
         await background.start(memory.run)
