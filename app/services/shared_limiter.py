@@ -49,14 +49,18 @@ class SlotKeys:
     users: str
     total: str
     ticket: str
+    gone: str
     channel: str
 
     @classmethod
     def of(cls, link: RedisLink) -> SlotKeys:
         return cls(*(link.key("llm", part) for part in cls.__dataclass_fields__))
 
-    def all(self) -> list[str]:
-        return [self.holders, self.queue, self.waiters, self.users, self.total, self.ticket]
+    def admit(self) -> list[str]:
+        return [*self.release()[:4], self.total, self.ticket, self.gone]
+
+    def release(self) -> list[str]:
+        return [self.holders, self.queue, self.waiters, self.users, self.gone]
 
 
 class _Waiter:
@@ -86,7 +90,7 @@ class SharedLLMLimiter:
     ) -> None:
         if per_user < 1 or total < 1:
             raise ValueError("total and per_user must be at least 1")
-        self._link = link
+        self.link = link
         self.fallback = LLMLimiter(total, per_user=per_user, queue_timeout=queue_timeout)
         self._total = total
         self._per_user = per_user
@@ -143,25 +147,25 @@ class SharedLLMLimiter:
             raise ValueError("total must be at least 1")
         self._total = total
         await self.fallback.resize(total)
-        if self._link.up:
+        if self.link.up:
             try:
                 await self._resize(
                     keys=[self._keys.total],
                     args=[total, self._total_ttl_ms, self._keys.channel],
                 )
             except REDIS_ERRORS as exc:
-                self._link.lost(exc)
+                self.link.lost(exc)
 
     async def statistics(self) -> dict[str, int]:
         """The shared pool's figures from Redis (this process's fallback while it is lost)."""
-        if self._link.up:
+        if self.link.up:
             try:
                 figures: Any = await self._statistics(
                     keys=[self._keys.holders, self._keys.waiters, self._keys.total],
                     args=[self._total],
                 )
             except REDIS_ERRORS as exc:
-                self._link.lost(exc)
+                self.link.lost(exc)
             else:
                 total, borrowed, waiting = (int(f) for f in figures)
                 return {"total": total, "borrowed": borrowed, "waiting": waiting}
@@ -177,13 +181,13 @@ class SharedLLMLimiter:
     async def _acquire_shared(self, user: str | None, deadline: float) -> str | None:
         """Our member once it holds a shared slot; None when Redis is lost (use the local
         pool); `Overloaded` past the deadline."""
-        if not self._link.up:
+        if not self.link.up:
             return None
         member = f"{self._process}:{next(self._serial)}|{user or ''}"
         taken = False
         try:
             with trio.move_on_at(deadline):
-                admitted = await self._call_admit([member], enqueue=True)
+                admitted = await self._call_admit([member])
                 if member not in admitted:
                     waiter = self._waiters[member] = _Waiter()
                     await waiter.settled.wait()
@@ -194,7 +198,7 @@ class SharedLLMLimiter:
                 return member
             raise _overloaded()
         except REDIS_ERRORS as exc:
-            self._link.lost(exc)
+            self.link.lost(exc)
             return None
         finally:
             self._waiters.pop(member, None)
@@ -204,18 +208,20 @@ class SharedLLMLimiter:
 
     async def _release_shared(self, member: str) -> None:
         self._held.discard(member)
-        if not self._link.up:
+        if not self.link.up:
             return  # its lease runs out
         with trio.move_on_after(CLEANUP_WITHIN, shield=True):
             try:
-                await self._release(keys=self._keys.all()[:4], args=[self._keys.channel, member])
+                await self._release(
+                    keys=self._keys.release(), args=[self._keys.channel, self._lease_ms, member]
+                )
             except REDIS_ERRORS as exc:
-                self._link.lost(exc)
+                self.link.lost(exc)
 
-    async def _call_admit(self, members: Sequence[str], *, enqueue: bool) -> list[str]:
+    async def _call_admit(self, members: Sequence[str]) -> list[str]:
         admitted: Any = await self._admit(
-            keys=self._keys.all(),
-            args=[self._per_user, self._total, self._lease_ms, int(enqueue), *members],
+            keys=self._keys.admit(),
+            args=[self._per_user, self._total, self._lease_ms, self._keys.channel, *members],
         )
         return [m.decode() if isinstance(m, bytes) else str(m) for m in admitted]
 
@@ -232,7 +238,7 @@ class SharedLLMLimiter:
 
     async def _renew_leases(self) -> None:
         while True:
-            if self._link.up:
+            if self.link.up:
                 members = [*self._held, *self._waiters]
                 try:
                     total: Any = await self._renew(
@@ -240,7 +246,7 @@ class SharedLLMLimiter:
                         args=[self._lease_ms, self._total_ttl_ms, self._total, *members],
                     )
                 except REDIS_ERRORS as exc:
-                    self._link.lost(exc)
+                    self.link.lost(exc)
                 else:
                     await self._follow_total(int(total))
                     if self._waiters:
@@ -259,12 +265,12 @@ class SharedLLMLimiter:
             await self._attempt.wait()
             self._attempt = trio.Event()
             pending = [m for m, w in self._waiters.items() if not w.settled.is_set()]
-            if not pending or not self._link.up:
+            if not pending or not self.link.up:
                 continue
             try:
-                admitted = await self._call_admit(pending, enqueue=False)
+                admitted = await self._call_admit(pending)
             except REDIS_ERRORS as exc:
-                self._link.lost(exc)
+                self.link.lost(exc)
                 self._to_local()
                 continue
             for member in admitted:
@@ -275,27 +281,27 @@ class SharedLLMLimiter:
     async def _listen(self) -> None:
         """Release notices from every process wake our admitter."""
         while True:
-            if not self._link.up:
-                await self._link.wait_changed()
+            if not self.link.up:
+                await self.link.wait_changed()
                 continue
             with trio.CancelScope() as self._listening:
                 try:
-                    async with self._link.client.pubsub(
+                    async with self.link.client.pubsub(
                         channels=[self._keys.channel], ignore_subscribe_messages=True
                     ) as pubsub:
                         self._attempt.set()  # notices may have been missed meanwhile
                         async for _ in pubsub:
                             self._attempt.set()
                 except* REDIS_ERRORS as group:
-                    self._link.lost(group.exceptions[0])
+                    self.link.lost(group.exceptions[0])
             self._listening = None
-            if self._link.up:
+            if self.link.up:
                 await trio.sleep(min(1.0, self.lease / 3))  # ended without losing the link
 
     async def _follow_link(self) -> None:
         while True:
-            await self._link.wait_changed()
-            if self._link.up:
+            await self.link.wait_changed()
+            if self.link.up:
                 self._attempt.set()
             else:
                 self._to_local()

@@ -13,6 +13,8 @@ Keys, under ``<prefix>:llm:`` (see `SlotKeys`):
 - ``total``    the service-wide number of slots (set by the first process from its settings,
   changed by a live resize; expires a few leases after the last process stopped renewing it).
 - ``ticket``   the queue's ticket counter.
+- ``gone``     sorted set: members released or withdrawn in the last lease, so that a
+  script call sent before the release but run after it does not bring them back.
 
 Members carry their user after the first ``|`` (empty: no per-user bound).
 """
@@ -33,38 +35,50 @@ local function drop_holder(users, m)
 end
 """
 
-# KEYS: holders, queue, waiters, users, total, ticket
-# ARGV: per_user, default total, lease ms, enqueue (1: queue members not queued yet), members…
-# Returns the members admitted (now holders). Waiters are admitted in ticket order; one whose
-# user is at their bound is skipped, and an eligible waiter of another process ahead of ours
-# keeps its place (it takes the slot at its process's next attempt).
+# KEYS: holders, queue, waiters, users, total, ticket, gone
+# ARGV: per_user, default total, lease ms, channel, members…
+# Queues the members not queued yet (nor holding, nor gone: a waiter whose queue place expired
+# while its process stalled comes back at the end), then admits waiters in ticket order: one
+# whose user is at their bound is skipped, and an eligible waiter of another process ahead of
+# ours keeps its slot (it takes it at its process's next attempt). Returns the members that
+# hold a slot (admitted now or before). Slots reclaimed from expired leases are announced on
+# the channel, as a release would be.
 ADMIT = (
     _PRELUDE
     + """
-local holders, queue, waiters, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local holders, queue, waiters, users, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[7]
+local reclaimed = false
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', holders, '-inf', now)) do
   redis.call('ZREM', holders, m)
   drop_holder(users, m)
+  reclaimed = true
 end
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', waiters, '-inf', now)) do
   redis.call('ZREM', queue, m)
   redis.call('ZREM', waiters, m)
+  reclaimed = true
+end
+redis.call('ZREMRANGEBYSCORE', gone, '-inf', now)
+if reclaimed then
+  redis.call('PUBLISH', ARGV[4], 'reclaimed')
 end
 local per_user = tonumber(ARGV[1])
 local total = tonumber(redis.call('GET', KEYS[5]) or ARGV[2])
 local lease = tonumber(ARGV[3])
 local mine = {}
+local admitted = {}
 for i = 5, #ARGV do
   local m = ARGV[i]
-  if redis.call('ZSCORE', queue, m) then
+  if redis.call('ZSCORE', holders, m) then
+    table.insert(admitted, m)
+  elseif redis.call('ZSCORE', queue, m) then
     mine[m] = true
-  elseif ARGV[4] == '1' then
+  elseif not redis.call('ZSCORE', gone, m) then
     redis.call('ZADD', queue, redis.call('INCR', KEYS[6]), m)
     redis.call('ZADD', waiters, now + lease, m)
     mine[m] = true
   end
 end
-local admitted = {}
 local free = total - redis.call('ZCARD', holders)
 if free <= 0 then
   return admitted
@@ -101,18 +115,19 @@ return admitted
 """
 )
 
-# KEYS: holders, queue, waiters, users
-# ARGV: channel, members…
+# KEYS: holders, queue, waiters, users, gone
+# ARGV: channel, lease ms, members…
 # Releases the members' slots and takes them out of the queue (a waiter giving up, even one
-# admitted meanwhile); announces it on the channel when anything changed. Returns the number
-# of slots released.
+# admitted meanwhile), marking them gone for a lease; announces it on the channel when a slot
+# or a queue place was freed. Returns the number of slots released.
 RELEASE = (
     _PRELUDE
     + """
-local holders, queue, waiters, users = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local holders, queue, waiters, users, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local released, changed = 0, false
-for i = 2, #ARGV do
+for i = 3, #ARGV do
   local m = ARGV[i]
+  redis.call('ZADD', gone, now + tonumber(ARGV[2]), m)
   redis.call('ZREM', waiters, m)
   if redis.call('ZREM', queue, m) == 1 then
     changed = true
