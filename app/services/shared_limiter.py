@@ -106,6 +106,7 @@ class SharedLLMLimiter:
         self._users: Counter[str] = Counter()  # calls held or waiting here, by user
         self._attempt = trio.Event()  # set: the admitter should try again
         self._listening: trio.CancelScope | None = None
+        self._resize_pending = False  # a resize not yet stored in Redis
         client = link.client
         self._admit = client.register_script(slot_scripts.ADMIT)
         self._release = client.register_script(slot_scripts.RELEASE)
@@ -147,14 +148,21 @@ class SharedLLMLimiter:
             raise ValueError("total must be at least 1")
         self._total = total
         await self.fallback.resize(total)
-        if self.link.up:
+        self._resize_pending = True
+        await self._push_total()
+
+    async def _push_total(self) -> None:
+        """Store our total in Redis (a resize made while it was lost: once it is back)."""
+        if self.link.up and self._resize_pending:
             try:
                 await self._resize(
                     keys=[self._keys.total],
-                    args=[total, self._total_ttl_ms, self._keys.channel],
+                    args=[self._total, self._total_ttl_ms, self._keys.channel],
                 )
             except REDIS_ERRORS as exc:
                 self.link.lost(exc)
+            else:
+                self._resize_pending = False
 
     async def statistics(self) -> dict[str, int]:
         """The shared pool's figures from Redis (this process's fallback while it is lost)."""
@@ -189,6 +197,8 @@ class SharedLLMLimiter:
             with trio.move_on_at(deadline):
                 admitted = await self._call_admit([member])
                 if member not in admitted:
+                    if not self.link.up:
+                        return None  # lost meanwhile: nobody would admit it
                     waiter = self._waiters[member] = _Waiter()
                     await waiter.settled.wait()
                     if not waiter.granted:
@@ -238,6 +248,7 @@ class SharedLLMLimiter:
 
     async def _renew_leases(self) -> None:
         while True:
+            await self._push_total()
             if self.link.up:
                 members = [*self._held, *self._waiters]
                 try:
@@ -294,6 +305,9 @@ class SharedLLMLimiter:
                             self._attempt.set()
                 except* REDIS_ERRORS as group:
                     self.link.lost(group.exceptions[0])
+                except* Exception as group:
+                    # best effort: the renewal tick still retries admission meanwhile
+                    log.warning("release notices interrupted: %r", group.exceptions[0])
             self._listening = None
             if self.link.up:
                 await trio.sleep(min(1.0, self.lease / 3))  # ended without losing the link

@@ -168,8 +168,13 @@ async def test_the_slots_of_a_crashed_process_come_back_after_the_lease() -> Non
                     await slot.__aenter__()
                 assert await figures(b) == (2, 2, 0)
                 crashed.cancel_scope.cancel()  # no more renewals, no releases
-            async with b.slot("v"):  # admitted once a's leases ran out (b's renewal tick)
-                assert await figures(b) == (2, 1, 0)
+            async with b.slot("v"):  # admitted once a lease of a's ran out
+                assert (await figures(b))[1] <= 2
+
+            async def both_reclaimed() -> bool:
+                return await figures(b) == (2, 0, 0)
+
+            await wait_until(both_reclaimed)
             for slot in held:  # releasing a reclaimed slot changes nothing
                 await slot.__aexit__(None, None, None)
             assert await figures(b) == (2, 0, 0)
