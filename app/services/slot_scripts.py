@@ -83,33 +83,44 @@ local free = total - redis.call('ZCARD', holders)
 if free <= 0 then
   return admitted
 end
-local counts = {}
-for _, m in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
-  if free <= 0 then
+local counts, chosen, first = {}, {}, 0
+while free > 0 do
+  local chunk = redis.call('ZRANGE', queue, first, first + 99)
+  if #chunk == 0 then
     break
   end
-  local u = user_of(m)
-  local eligible = true
-  if u ~= '' then
-    local c = counts[u] or tonumber(redis.call('HGET', users, u) or '0')
-    eligible = c < per_user
-    if eligible then
-      c = c + 1
-    end
-    counts[u] = c
-  end
-  if eligible then
-    free = free - 1
-    if mine[m] then
-      redis.call('ZREM', queue, m)
-      redis.call('ZREM', waiters, m)
-      redis.call('ZADD', holders, now + lease, m)
-      if u ~= '' then
-        redis.call('HINCRBY', users, u, 1)
+  for _, m in ipairs(chunk) do
+    local u = user_of(m)
+    local eligible = true
+    if u ~= '' then
+      local c = counts[u] or tonumber(redis.call('HGET', users, u) or '0')
+      eligible = c < per_user
+      if eligible then
+        c = c + 1
       end
-      table.insert(admitted, m)
+      counts[u] = c
+    end
+    if eligible then
+      free = free - 1
+      if mine[m] then
+        table.insert(chosen, m)
+      end
+      if free <= 0 then
+        break
+      end
     end
   end
+  first = first + 100
+end
+for _, m in ipairs(chosen) do
+  redis.call('ZREM', queue, m)
+  redis.call('ZREM', waiters, m)
+  redis.call('ZADD', holders, now + lease, m)
+  local u = user_of(m)
+  if u ~= '' then
+    redis.call('HINCRBY', users, u, 1)
+  end
+  table.insert(admitted, m)
 end
 return admitted
 """

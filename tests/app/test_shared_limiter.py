@@ -145,6 +145,26 @@ async def test_a_waiter_whose_user_is_at_their_bound_is_passed_over() -> None:
     assert holders.order == ["alice-1", "bob-1", "alice-2"]
 
 
+async def test_a_long_queue_of_a_user_at_their_bound_does_not_hide_others() -> None:
+    async with two_processes(2, per_user=1) as (a, b), trio.open_nursery() as nursery:
+        holders = Holders()
+        hold = trio.Event()
+        nursery.start_soon(holders.call, a, "alice", hold, "alice")
+        await wait_until(lambda: _borrowed(a, 1))
+        for i in range(150):  # more than one chunk of the queue the admission reads
+            nursery.start_soon(holders.call, a if i % 2 else b, "alice", hold, "alice")
+        await wait_until(lambda: _waiting(a, 150))
+        nursery.start_soon(holders.call, b, "bob", hold, "bob")
+
+        async def bob_in() -> bool:
+            return holders.order[-1] == "bob"
+
+        await wait_until(bob_in)
+        assert await figures(a) == (2, 2, 150)
+        hold.set()
+    assert holders.order.count("alice") == 151
+
+
 async def test_waiting_past_the_queue_timeout_is_overloaded_and_leaves_the_queue() -> None:
     async with two_processes(1, queue_timeout=0.2) as (a, b):
         async with a.slot("u1"):
