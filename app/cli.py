@@ -149,9 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def configure_logging() -> None:
-    """One format for every logger; libraries' chatter (Alembic, httpx, Hypercorn) at WARNING."""
+    """One format for every logger; libraries' chatter (Alembic, httpx, Hypercorn, coredis) at
+    WARNING."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for name in ("alembic", "httpx", "hypercorn.error"):
+    for name in ("alembic", "httpx", "hypercorn.error", "coredis"):  # coredis: each retry
         logging.getLogger(name).setLevel(logging.WARNING)
 
 

@@ -34,6 +34,7 @@ LLM_ERRORS = (409, 429, 502, 503, 504)
 _STREAM = "_fastnpc_openapi_stream"
 _NO_CONTENT = "_fastnpc_openapi_no_content"
 _TEXT = "_fastnpc_openapi_text"
+_FOLLOW = "_fastnpc_openapi_follow"
 _RAW_BODY = "_fastnpc_openapi_raw_body"
 
 
@@ -56,6 +57,14 @@ def streams(func: F) -> F:
 
 def no_content_response(func: F) -> F:
     """The route succeeds with 204 and no body."""
+    setattr(func, _NO_CONTENT, True)
+    return func
+
+
+def follows(func: F) -> F:
+    """A follow route: 200 `text/event-stream` of a running generation (resuming after the
+    `Last-Event-ID` header), or 204 when nothing runs."""
+    setattr(func, _FOLLOW, True)
     setattr(func, _NO_CONTENT, True)
     return func
 
@@ -166,6 +175,21 @@ def _complete(operation: dict[str, Any], func: Any) -> dict[str, Any]:
             "required": True,
             "content": {t: {"schema": _schema_of(t)} for t in content_types},
         }
+    if getattr(func, _FOLLOW, False):
+        responses["200"] = {
+            "description": "The generation's events (those after `Last-Event-ID`), then live ones.",
+            "content": {"text/event-stream": _SSE},
+        }
+        operation["parameters"] = [
+            *operation.get("parameters", []),
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": "Resume after this event id (as sent in an earlier stream).",
+                "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+            },
+        ]
     if getattr(func, _STREAM, False):
         success = next(s for s in sorted(responses) if s.startswith("2"))
         json_answer = responses[success]

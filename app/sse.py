@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import orjson
-import trio
 from quart import Response, request
 
-from app.services.events import EventLog, coalesce
+from app.services.events import EventLog, EventSource, LogSource
 
 PING = b": ping\n\n"
 
@@ -23,33 +22,24 @@ def encode_event(event_id: int, name: str, data: object) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, name.encode(), orjson.dumps(data))
 
 
-async def _follow(log: EventLog, ping_interval: float) -> AsyncIterator[bytes]:
-    cursor = 0
-    event_id = 0
+async def _frames(source: EventSource, ping_interval: float) -> AsyncIterator[bytes]:
     while True:
-        batch = None
-        with trio.move_on_after(ping_interval):
-            batch = await log.wait_from(cursor)
+        batch = await source.next_batch(ping_interval)
         if batch is None:
+            return
+        if not batch:
             yield PING
             continue
-        if not batch:
-            return
-        cursor += len(batch)
-        parts = []
-        for name, data in coalesce(batch):
-            event_id += 1
-            parts.append(encode_event(event_id, name, data))
-        yield b"".join(parts)
+        yield b"".join(encode_event(event_id, name, data) for event_id, name, data in batch)
 
 
-def event_stream(log: EventLog, *, ping_interval: float) -> Response:
-    """A `text/event-stream` response relaying `log` until its terminal event.
+def source_stream(source: EventSource, *, ping_interval: float) -> Response:
+    """A `text/event-stream` response relaying `source` until its terminal event.
 
-    A client that disconnects only ends this subscription, never the work behind the log.
+    A client that disconnects only ends this subscription, never the work behind the events.
     """
     response = Response(
-        _follow(log, ping_interval),
+        _frames(source, ping_interval),
         status=200,
         content_type="text/event-stream; charset=utf-8",
     )
@@ -57,3 +47,8 @@ def event_stream(log: EventLog, *, ping_interval: float) -> Response:
     response.headers["X-Accel-Buffering"] = "no"
     response.timeout = None
     return response
+
+
+def event_stream(log: EventLog, *, ping_interval: float) -> Response:
+    """A `text/event-stream` response relaying a run's whole `log`."""
+    return source_stream(LogSource(log), ping_interval=ping_interval)

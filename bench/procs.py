@@ -179,8 +179,17 @@ def server_env(fake_url: str, db_path: Path, max_concurrency: int) -> dict[str, 
     }
 
 
-def start_fastnpc(log_dir: Path, fake_url: str, *, workers: int, max_concurrency: int) -> Managed:
-    """Start ``fastnpc serve`` on a free port with a temporary SQLite database."""
+def start_fastnpc(
+    log_dir: Path,
+    fake_url: str,
+    *,
+    workers: int,
+    max_concurrency: int,
+    extra_env: dict[str, str] | None = None,
+    name: str = "fastnpc",
+) -> Managed:
+    """Start ``fastnpc serve`` on a free port with a temporary SQLite database (``extra_env``
+    may name another database, a Redis server, …)."""
     port = free_port()
     script = Path(sys.executable).parent / "fastnpc"
     launcher = (
@@ -191,8 +200,8 @@ def start_fastnpc(log_dir: Path, fake_url: str, *, workers: int, max_concurrency
     argv = [*launcher, "serve", "--host", "127.0.0.1", "--port", str(port)]
     if workers > 1:
         argv.append(f"--workers={workers}")  # one token: app/cli.py drops only "--workers*"
-    env = server_env(fake_url, log_dir / "fastnpc.db", max_concurrency)
-    server = spawn("fastnpc", argv, log_dir, env)
+    env = server_env(fake_url, log_dir / f"{name}.db", max_concurrency) | (extra_env or {})
+    server = spawn(name, argv, log_dir, env)
     server.url = f"http://127.0.0.1:{port}"
     return server
 

@@ -141,3 +141,40 @@ def count_active(conn: Connection, *, now: datetime) -> int:
     return conn.execute(
         select(func.count()).select_from(generations).where(generations.c.lease_expires_at > now)
     ).scalar_one()
+
+
+def expired_generations(
+    conn: Connection, *, now: datetime, limit: int = 100
+) -> list[tuple[int, str]]:
+    """``(id, owner)`` of generations whose lease ran out (their process died or lost the
+    database), oldest first."""
+    rows = conn.execute(
+        select(generations.c.id, generations.c.owner)
+        .where(generations.c.lease_expires_at <= now)
+        .order_by(generations.c.lease_expires_at)
+        .limit(limit)
+    ).all()
+    return [(row.id, row.owner) for row in rows]
+
+
+def take_over_expired(conn: Connection, generation_id: int, *, now: datetime) -> int | None:
+    """Inside a write transaction: end an expired generation on behalf of its dead process;
+    its conversation id, or None when it is not expired (renewed) or already gone (another
+    process took it over, or it ended). Exactly one of several racing processes gets the id."""
+    return conn.execute(
+        delete(generations)
+        .where(generations.c.id == generation_id, generations.c.lease_expires_at <= now)
+        .returning(generations.c.conversation_id)
+    ).scalar_one_or_none()
+
+
+def generation_alive(conn: Connection, generation_id: int, *, now: datetime) -> bool:
+    """Whether the generation's row exists with an unexpired lease."""
+    return (
+        conn.execute(
+            select(generations.c.id).where(
+                generations.c.id == generation_id, generations.c.lease_expires_at > now
+            )
+        ).first()
+        is not None
+    )

@@ -1,110 +1,95 @@
-"""Redis for tests: links to the machine's Redis under a prefix of their own (keys deleted
-after), and a private `redis-server` a fault test may stop and start again."""
+"""The machine's Redis for tests (FASTNPC_TEST_REDIS_URL, default 127.0.0.1:6379): each test
+gets its own key prefix, and its keys are deleted at the end."""
 
 from __future__ import annotations
 
-import shutil
+import os
+import secrets
 import socket
 import subprocess
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import coredis
 import trio
 
-from app.services.redis_link import RedisLink, make_client, open_redis
-
-SHARED_REDIS_URL = "redis://127.0.0.1:6379/0"
+REDIS_URL = os.environ.get("FASTNPC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def unique_prefix(name: str = "test") -> str:
-    return f"{name}-{uuid.uuid4().hex[:12]}"
-
-
-async def delete_prefixed(url: str, prefix: str) -> None:
-    """Delete every key under ``prefix:`` (what a test left behind)."""
-    client = make_client(url)
-    async with client:
+async def delete_prefix(url: str, prefix: str) -> None:
+    async with coredis.Redis.from_url(url) as client:
         keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
         if keys:
             await client.delete(keys)
 
 
 @asynccontextmanager
-async def shared_redis(prefix: str) -> AsyncIterator[RedisLink]:
-    """A link to the machine's Redis under ``prefix``; its keys are deleted afterwards."""
+async def redis_prefix(url: str = REDIS_URL) -> AsyncIterator[str]:
+    """A fresh key prefix on the test Redis; everything under it is deleted afterwards."""
+    prefix = f"test-{secrets.token_hex(6)}"
     try:
-        async with open_redis(SHARED_REDIS_URL, prefix=prefix) as link:
-            assert link is not None
-            yield link
+        yield prefix
     finally:
-        with trio.CancelScope(shield=True), trio.move_on_after(5):
-            await delete_prefixed(SHARED_REDIS_URL, prefix)
+        await delete_prefix(url, prefix)
 
 
-class PrivateRedis:
-    """A `redis-server` of the test's own on a unix socket in ``directory`` (no persistence),
-    which the test may `stop` (Redis lost) and `start` again (empty). The blocking calls are
-    for ``trio.to_thread.run_sync`` in async tests."""
+class RedisServer:
+    """A `redis-server` of the test's own (for fault tests: stop it, start it again on the same
+    port); nothing on disk, stopped at the end."""
 
     def __init__(self, directory: Path) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise FileNotFoundError("no redis-server: the Redis server is not installed")
-        self._binary = binary
         self.directory = directory
-        self.socket = directory / "redis.sock"
-        self.url = f"unix://{self.socket}"
-        self._process: subprocess.Popen[bytes] | None = None
+        with socket.socket() as probe:  # a free port, reused by every start
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process: trio.Process | None = None
 
-    def start(self) -> None:
-        """Start the server and wait (up to 10 s) until it answers PING."""
-        assert self._process is None
-        self._process = subprocess.Popen(
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self.process = await trio.lowlevel.open_process(
             [
-                self._binary,
-                *("--port", "0", "--unixsocket", str(self.socket)),
-                *("--dir", str(self.directory), "--save", "", "--appendonly", "no"),
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while not self._answers():
-            if time.monotonic() > deadline or self._process.poll() is not None:
-                self.stop()
-                raise RuntimeError("the private redis-server did not start")
-            time.sleep(0.01)
+        with trio.fail_after(10):
+            # another process starting up: no event to wait on, only its port to try
+            while not await self._answers():  # noqa: ASYNC110
+                await trio.sleep(0.05)
 
-    def _answers(self) -> bool:
+    async def _answers(self) -> bool:
+        """Whether the server answers PING (a raw RESP exchange: no client pool to tidy)."""
         try:
-            with socket.socket(socket.AF_UNIX) as sock:
-                sock.settimeout(1)
-                sock.connect(str(self.socket))
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+            stream = await trio.open_tcp_stream("127.0.0.1", self.port)
         except OSError:
             return False
+        async with stream:
+            await stream.send_all(b"PING\r\n")
+            return await stream.receive_some(64) == b"+PONG\r\n"
 
-    def stop(self) -> None:
-        """Kill the server (as a crash would) and wait for it."""
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait(timeout=10)
-            self._process = None
+    async def stop(self) -> None:
+        """Kill it (as a crash would)."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.kill()
+            with trio.CancelScope(shield=True), trio.move_on_after(10):
+                await self.process.wait()
+        self.process = None
 
 
-@contextmanager
-def private_redis(directory: Path) -> Iterator[PrivateRedis]:
-    """A started private server; stopped afterwards."""
-    server = PrivateRedis(directory)
-    server.start()
+@asynccontextmanager
+async def own_redis(directory: Path) -> AsyncIterator[RedisServer]:
+    server = RedisServer(directory)
+    await server.start()
     try:
         yield server
     finally:
-        server.stop()
+        await server.stop()
 
 
 async def wait_until(condition: Callable[[], Awaitable[bool]], *, within: float = 10.0) -> None:

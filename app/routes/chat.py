@@ -6,11 +6,12 @@ from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
-from app.openapi import LLM_ERRORS, errors, no_content_response, streams
+from app.openapi import LLM_ERRORS, errors, follows, no_content_response, streams
 from app.routes.common import (
     authenticated,
     before_id,
     current_user,
+    follow_response,
     no_content,
     quota_checked,
     rate_limited,
@@ -53,6 +54,19 @@ async def stop(character_id: str) -> ResponseReturnValue:
     """Cancel the running generation; its partial text is stored as `interrupted`."""
     stopped = await services().chat.stop(current_user().id, parse_id(character_id))
     return {"stopped": stopped}
+
+
+@bp.get("/stream")
+@authenticated
+@follows
+@errors(400, 404)
+async def follow(character_id: str) -> ResponseReturnValue:
+    """Follow the running reply from any server process: its events so far (or those after
+    `Last-Event-ID`), then live ones, to its terminal event; 204 when nothing runs."""
+    conversation_id = await services().chat.conversation_id(
+        current_user().id, parse_id(character_id)
+    )
+    return await follow_response(conversation_id)
 
 
 @bp.post("/regenerate")

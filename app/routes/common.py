@@ -14,7 +14,7 @@ from app.errors import Forbidden, InvalidRequest
 from app.openapi import BEARER, errors
 from app.services.container import Services
 from app.services.runs import Run
-from app.sse import event_stream, wants_stream
+from app.sse import event_stream, source_stream, wants_stream
 from app.views import parse_id
 from storage.records import User
 
@@ -112,3 +112,27 @@ def before_id(raw: str | None) -> int | None:
     if before is None:
         raise InvalidRequest("`before` is not a message id")
     return before
+
+
+def last_event_id() -> int | None:
+    """The `Last-Event-ID` header of a resuming client (400 when it is not one of our ids)."""
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise InvalidRequest("`Last-Event-ID` is not an event id of this service")
+    return int(raw)
+
+
+async def follow_response(conversation_id: int | None) -> ResponseReturnValue:
+    """The SSE stream following the conversation's generation from wherever it runs, resuming
+    after `Last-Event-ID`; 204 when there is nothing to follow."""
+    resume = last_event_id()
+    svc = services()
+    source = None
+    if conversation_id is not None:
+        source = await svc.following.source(conversation_id, resume)
+    if source is None:
+        return no_content()
+    return source_stream(source, ping_interval=svc.settings.sse_ping_interval)

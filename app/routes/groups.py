@@ -11,11 +11,12 @@ from quart import Blueprint
 from quart.typing import ResponseReturnValue
 from quart_schema import document_response, validate_querystring, validate_request
 
-from app.openapi import LLM_ERRORS, errors, no_content_response, streams
+from app.openapi import LLM_ERRORS, errors, follows, no_content_response, streams
 from app.routes.common import (
     authenticated,
     before_id,
     current_user,
+    follow_response,
     no_content,
     quota_checked,
     rate_limited,
@@ -157,6 +158,17 @@ async def stop(group_id: str) -> ResponseReturnValue:
     """Interrupt the running turn; each speaker's partial text is stored `interrupted`."""
     stopped = await services().groups.stop(current_user().id, parse_id(group_id))
     return {"stopped": stopped}
+
+
+@bp.get("/<group_id>/stream")
+@authenticated
+@follows
+@errors(400, 404)
+async def follow(group_id: str) -> ResponseReturnValue:
+    """Follow the running turn (or continue) from any server process: its events so far (or
+    those after `Last-Event-ID`), then live ones, to its terminal event; 204 when nothing runs."""
+    group = await services().groups.get(current_user().id, parse_id(group_id))
+    return await follow_response(group.conversation_id)
 
 
 @bp.get("/<group_id>/messages")

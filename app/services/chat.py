@@ -79,6 +79,15 @@ class ChatService:
                 return character, conversation
         raise NotFound("no such character")
 
+    async def conversation_id(self, user_id: int, character_id: int | None) -> int | None:
+        """The id of the user's conversation with the character (None before its first use);
+        404 for a character that is not theirs. Reads only."""
+        if character_id is not None:
+            character, conversation, _ = await self._db.read(lookup_direct, user_id, character_id)
+            if character is not None:
+                return None if conversation is None else conversation.id
+        raise NotFound("no such character")
+
     async def send(self, user_id: int, character_id: int | None, content: str) -> Run:
         character, conversation = await self._conversation(user_id, character_id)
 
@@ -215,7 +224,14 @@ class ChatService:
             if uncompressed is not None:
                 await self._memory.maybe_schedule(conversation_id, uncompressed=uncompressed)
 
-        return await self._lifecycle.start("chat", claim, body, after=after)
+        # where the reply goes, should this process die mid-reply (another one stores it)
+        recovery: dict[str, str | int | None] = {
+            "character_id": character_id,
+            "parent_id": user_message.id if user_message is not None else (
+                replacing.parent_id if replacing is not None else None
+            ),
+        }
+        return await self._lifecycle.start("chat", claim, body, after=after, meta=recovery)
 
     async def stop(self, user_id: int, character_id: int | None) -> bool:
         _, conversation = await self._conversation(user_id, character_id)

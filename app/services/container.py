@@ -20,7 +20,9 @@ from app.services.cards import CardService
 from app.services.characters import CharacterService
 from app.services.chat import ChatService
 from app.services.conversation_tree import ConversationTreeService
+from app.services.event_relay import EventRelay
 from app.services.feedback import FeedbackService
+from app.services.following import FollowService
 from app.services.generations import GenerationTracker
 from app.services.groups import GroupService
 from app.services.lifecycle import GenerationLifecycle
@@ -33,6 +35,7 @@ from app.services.runs import RunRegistry
 from app.services.shared_limiter import SharedLLMLimiter
 from app.services.snapshots import PromptSnapshots
 from app.services.spool import ReplySpool
+from app.services.takeover import Takeover
 from app.services.throttle import (
     InProcessLoginThrottle,
     LoginPolicy,
@@ -86,6 +89,8 @@ class Services:
     snapshots: PromptSnapshots
     lorebooks: LorebookService
     sources: SourceClient
+    following: FollowService
+    takeover: Takeover
     redis: RedisLink | None = None
     login_throttle: LoginThrottle = field(default_factory=InProcessLoginThrottle)
     rate_limit: RateLimit = field(default_factory=Unlimited)
@@ -157,7 +162,11 @@ async def run_services(
         runs = RunRegistry(generations_nursery)
         tracker = GenerationTracker(db, lease_seconds=settings.generation_lease_seconds)
         spool = ReplySpool(db, settings.spool_dir, owner=tracker.owner)
-        lifecycle = GenerationLifecycle(db, runs, tracker, spool)
+        relay = None if redis is None else EventRelay(redis)
+        lifecycle = GenerationLifecycle(db, runs, tracker, spool, relay)
+        takeover = Takeover(
+            db, relay, owner=tracker.owner, lease_seconds=settings.generation_lease_seconds
+        )
         memory = MemoryService(
             db,
             client,
@@ -218,6 +227,8 @@ async def run_services(
             snapshots=snapshots,
             memory_notes=MemoryNotesService(db),
             redis=redis,
+            following=FollowService(db, lifecycle),
+            takeover=takeover,
         )
         if settings.admin_username and settings.admin_password:
             await auth.ensure_admin(
@@ -227,6 +238,9 @@ async def run_services(
             await background.start(redis.watch)
         if isinstance(limiter, SharedLLMLimiter):
             await background.start(limiter.run)
+        if relay is not None:
+            await background.start(relay.run)
+        await background.start(takeover.run)
         await background.start(tracker.run)
         await background.start(spool.run)
         await background.start(memory.run)

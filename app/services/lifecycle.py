@@ -17,13 +17,16 @@ to the `ReplySpool`, which saves them (and ends the row) once it answers again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
+import trio
 from sqlalchemy import Connection
 
 from app.errors import Conflict, ServiceUnavailable
+from app.services.event_relay import EventRelay
+from app.services.events import EventLog, generation_event_base
 from app.services.generations import GenerationTracker
 from app.services.runs import Run, RunRegistry
 from app.services.shielding import shielded_save
@@ -140,17 +143,32 @@ def pending_message(
     )
 
 
+# How long an ended generation's events stay here, for a client resuming with Last-Event-ID.
+RECENT_SECONDS = 60.0
+
+
 class GenerationLifecycle:
-    """Claims, registers, runs and ends conversation generations (chat replies, group turns)."""
+    """Claims, registers, runs and ends conversation generations (chat replies, group turns).
+
+    With an `EventRelay` (Redis configured) every generation's events are also published for
+    the other processes; ended generations' logs stay here `RECENT_SECONDS` for resuming."""
 
     def __init__(
-        self, db: Database, runs: RunRegistry, tracker: GenerationTracker, spool: ReplySpool
+        self,
+        db: Database,
+        runs: RunRegistry,
+        tracker: GenerationTracker,
+        spool: ReplySpool,
+        relay: EventRelay | None = None,
     ) -> None:
         self.db = db
         self.runs = runs
         self.tracker = tracker
         self.spool = spool
+        self.relay = relay
         self._by_conversation: dict[int, tuple[int, Run]] = {}
+        # conversation → its ended generations' (id, run, ended at), newest last
+        self._recent: dict[int, list[tuple[int, Run, float]]] = {}
 
     async def claim(
         self, conversation_id: int, prepare: Callable[[Connection], T], *, busy: Conflict
@@ -177,8 +195,12 @@ class GenerationLifecycle:
         body: Callable[[Generation], Awaitable[R]],
         *,
         after: Callable[[], Awaitable[None]] | None = None,
+        meta: Mapping[str, str | int | None] | None = None,
     ) -> Run:
-        """Run `body` in the service nursery; `after` runs once the generation has ended."""
+        """Run `body` in the service nursery; `after` runs once the generation has ended.
+
+        `meta` says where a partial reply goes should this process die mid-generation
+        (``character_id``, ``parent_id``): another process stores it from the relayed events."""
 
         async def execute(run: Run) -> R:
             generation = Generation(self, claim, run)
@@ -195,7 +217,11 @@ class GenerationLifecycle:
             return result
 
         try:
-            run = self.runs.start((kind, claim.generation_id), execute)
+            run = self.runs.start(
+                (kind, claim.generation_id),
+                execute,
+                event_base=generation_event_base(claim.generation_id),
+            )
         except RuntimeError:  # the service nursery is closed: shutting down
             await self._abandon(claim)
             raise ServiceUnavailable(
@@ -203,6 +229,13 @@ class GenerationLifecycle:
             ) from None
         self.tracker.track(claim.generation_id, run)
         self._by_conversation[claim.conversation_id] = (claim.generation_id, run)
+        if self.relay is not None:  # before the body's first event: it starts after an await
+            info: dict[str, str | int | None] = {
+                "conversation_id": claim.conversation_id,
+                "kind": kind,
+                "owner": self.tracker.owner,
+            }
+            self.relay.attach(claim.generation_id, run.events, info | dict(meta or {}))
         return run
 
     async def _abandon(self, claim: Claim[Any]) -> None:
@@ -218,6 +251,40 @@ class GenerationLifecycle:
         current = self._by_conversation.get(conversation_id)
         if current is not None and current[0] == generation_id:
             del self._by_conversation[conversation_id]
+            now = trio.current_time()
+            recent = [
+                r for r in self._recent.get(conversation_id, []) if now - r[2] < RECENT_SECONDS
+            ]
+            recent.append((generation_id, current[1], now))
+            self._recent[conversation_id] = recent[-3:]
+            self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        """Forget ended generations older than `RECENT_SECONDS` (cheap: only when many)."""
+        if len(self._recent) < 256:
+            return
+        for conversation_id in list(self._recent):
+            kept = [r for r in self._recent[conversation_id] if now - r[2] < RECENT_SECONDS]
+            if kept:
+                self._recent[conversation_id] = kept
+            else:
+                del self._recent[conversation_id]
+
+    def event_log(self, conversation_id: int, generation_id: int) -> EventLog | None:
+        """The events of the conversation's generation `generation_id` if it runs here or ended
+        here within `RECENT_SECONDS`."""
+        current = self._by_conversation.get(conversation_id)
+        if current is not None and current[0] == generation_id:
+            return current[1].events
+        now = trio.current_time()
+        for gid, run, ended in self._recent.get(conversation_id, []):
+            if gid == generation_id and now - ended < RECENT_SECONDS:
+                return run.events
+        return None
+
+    def running_generation(self, conversation_id: int) -> tuple[int, Run] | None:
+        """``(generation id, run)`` of the conversation's generation if it runs here."""
+        return self._by_conversation.get(conversation_id)
 
     def running(self, conversation_id: int) -> Run | None:
         """This process's run of the conversation's generation, if it runs here."""

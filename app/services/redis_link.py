@@ -114,9 +114,13 @@ async def open_redis(
             raise StartupError(
                 f"Redis at {mask_url(url)} does not answer", f"{type(exc).__name__}: {exc}", hint
             ) from exc
-        link = RedisLink(client, prefix=prefix, url=mask_url(url))
-        if not await link.ping(within=3.0):
-            raise StartupError(
-                f"Redis at {mask_url(url)} does not answer", "connection refused or timed out", hint
-            )
-        yield link
+        cause = "no answer within 3 s"
+        with trio.move_on_after(3.0):
+            try:
+                await client.ping()
+                cause = ""
+            except REDIS_ERRORS as exc:
+                cause = f"{type(exc).__name__}: {exc}"
+        if cause:
+            raise StartupError(f"Redis at {mask_url(url)} does not answer", cause, hint)
+        yield RedisLink(client, prefix=prefix, url=mask_url(url))

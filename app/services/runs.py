@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 class Run:
     """One unit of work (a chat reply, a group turn, a character generation)."""
 
-    def __init__(self, key: Hashable) -> None:
+    def __init__(self, key: Hashable, *, event_base: int = 0) -> None:
         self.key = key
-        self.events = EventLog()
+        self.events = EventLog(event_base)
         self.cancel_scope = trio.CancelScope()
         self.finished = trio.Event()
         self.stop_reason: str | None = None
@@ -66,11 +66,12 @@ class RunRegistry:
             return len(self._runs)
         return sum(1 for k in self._runs if isinstance(k, tuple) and k[0] == kind)
 
-    def start(self, key: Hashable, body: RunBody) -> Run:
-        """Start `body(run)` in the service nursery and return the run at once."""
+    def start(self, key: Hashable, body: RunBody, *, event_base: int = 0) -> Run:
+        """Start `body(run)` in the service nursery and return the run at once (its event ids
+        start after `event_base`). The body starts at the caller's next checkpoint."""
         if key in self._runs:
             raise RuntimeError(f"run {key!r} already in progress")
-        run = Run(key)
+        run = Run(key, event_base=event_base)
         self._runs[key] = run
         if self._idle.is_set():
             self._idle = trio.Event()

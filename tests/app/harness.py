@@ -78,9 +78,16 @@ class Session:
         return r.json()  # type: ignore[no-any-return]
 
     @asynccontextmanager
-    async def stream(self, path: str, body: Any = None) -> AsyncIterator[SSE]:
-        headers = {**self.headers, "Accept": "text/event-stream"}
-        async with self.live.client.stream("POST", path, json=body, headers=headers) as response:
+    async def stream(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        method: str = "POST",
+        headers: dict[str, str] | None = None,
+    ) -> AsyncIterator[SSE]:
+        headers = {**self.headers, "Accept": "text/event-stream", **(headers or {})}
+        async with self.live.client.stream(method, path, json=body, headers=headers) as response:
             sse = SSE(response)
             try:
                 yield sse

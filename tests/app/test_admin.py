@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import trio
 
+from app.services.redis_link import RedisLink, open_redis
 from app.services.shared_limiter import SharedLLMLimiter
+from app.settings import Settings
 from tests.app.harness import (
     Live,
     admin_session,
@@ -17,7 +19,7 @@ from tests.app.harness import (
     login,
     settings_with_admin,
 )
-from tests.redisutil import SHARED_REDIS_URL, shared_redis, unique_prefix
+from tests.redisutil import REDIS_URL, redis_prefix
 
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/api/admin/users", None),
@@ -228,11 +230,16 @@ async def test_a_configured_admin_password_must_be_one_login_accepts(live: Live)
 async def test_with_redis_the_llm_view_and_live_limits_are_service_wide(
     db_url: str, fake: Any
 ) -> None:
-    prefix = unique_prefix("admin")
-    settings = settings_with_admin(
-        db_url, fake.base_url, redis_url=SHARED_REDIS_URL, redis_prefix=prefix
-    )
-    async with shared_redis(prefix) as link, live_server(settings) as live:
+    async with redis_prefix() as prefix, open_redis(REDIS_URL, prefix=prefix) as link:
+        assert link is not None
+        settings = settings_with_admin(
+            db_url, fake.base_url, redis_url=REDIS_URL, redis_prefix=prefix
+        )
+        await llm_limits_with_redis(settings, link)
+
+
+async def llm_limits_with_redis(settings: Settings, link: RedisLink) -> None:
+    async with live_server(settings) as live:
         assert isinstance(live.services.limiter, SharedLLMLimiter)
         other = SharedLLMLimiter(link, 64, per_user=8, queue_timeout=10, lease=10)
         boss = await admin(live)

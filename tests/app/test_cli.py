@@ -210,3 +210,13 @@ async def test_access_log_is_optional(tmp_path: Path) -> None:
             assert (await client.get("/healthz")).status_code == 200
         with trio.fail_after(30):
             await srv.read_until("GET /healthz")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_redis_configured_but_down(workers: str, tmp_path: Path) -> None:
+    """A configured Redis must answer before anything serves: one line, its password masked."""
+    url = f"redis://:hunter2@127.0.0.1:{_closed_port()}/0"
+    env = cli_env(tmp_path / "f.db", FASTNPC_REDIS_URL=url)
+    args = ["serve", "--fake-llm", "--port", "0", "--workers", workers]
+    err = _fails_readably(run_cli(args, env), "Redis at", "does not answer", "FASTNPC_REDIS_URL")
+    assert "hunter2" not in err

@@ -17,6 +17,7 @@ PUBLIC = {
     ("post", "/api/auth/login"),
     ("get", "/media/avatars/{name}"),
 }
+FOLLOWS = {"/api/characters/{character_id}/chat/stream", "/api/groups/{group_id}/stream"}
 STREAMS = {
     "/api/characters/generate",
     "/api/characters/{character_id}/generate/{category}",
@@ -43,6 +44,9 @@ NO_CONTENT = {
     ("delete", "/api/lorebooks/{lorebook_id}/entries/{entry_id}"),
     ("delete", "/api/characters/{character_id}/chat/memories/{memory_id}"),
     ("delete", "/api/groups/{group_id}/memories/{memory_id}"),
+    # follow: 204 when nothing runs
+    ("get", "/api/characters/{character_id}/chat/stream"),
+    ("get", "/api/groups/{group_id}/stream"),
 }
 
 
@@ -114,7 +118,12 @@ async def test_every_status_is_documented_with_the_json_error(spec: dict[str, An
 async def test_stream_routes_document_both_answers(spec: dict[str, Any]) -> None:
     for method, path, operation in _operations(spec):
         content = operation["responses"].get("200", {}).get("content", {})
-        assert ("text/event-stream" in content) == (path in STREAMS and method == "post"), path
+        sse = (path in STREAMS and method == "post") or (path in FOLLOWS and method == "get")
+        assert ("text/event-stream" in content) == sse, path
+        if path in FOLLOWS:
+            assert [p["name"] for p in operation["parameters"] if p["in"] == "header"] == [
+                "Last-Event-ID"
+            ]
     generate = spec["paths"]["/api/characters/generate"]["post"]["responses"]
     assert "application/json" in generate["201"]["content"]
     chat = spec["paths"]["/api/characters/{character_id}/chat"]["post"]["responses"]["200"]

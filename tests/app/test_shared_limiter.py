@@ -15,7 +15,7 @@ import trio
 from app.services.redis_link import RedisLink, open_redis
 from app.services.shared_limiter import SharedLLMLimiter, SlotKeys
 from llm import Overloaded
-from tests.redisutil import PrivateRedis, private_redis, shared_redis, unique_prefix, wait_until
+from tests.redisutil import REDIS_URL, RedisServer, own_redis, redis_prefix, wait_until
 
 LEASE = 5.0  # seconds: no renewal is late by that much on a loaded machine
 CRASH_LEASE = 0.3  # short, so the crash test is quick
@@ -45,17 +45,24 @@ async def two_processes(
     total: int, *, per_user: int = 8, queue_timeout: float = 10.0
 ) -> AsyncIterator[tuple[SharedLLMLimiter, SharedLLMLimiter]]:
     """Two limiters with their own Redis clients, sharing one prefix."""
-    prefix = unique_prefix("limits")
     async with AsyncExitStack() as stack:
+        prefix = await stack.enter_async_context(redis_prefix())
         limiters = []
         for _ in range(2):
-            link = await stack.enter_async_context(shared_redis(prefix))
+            link = await stack.enter_async_context(shared_link(prefix))
             limiters.append(
                 await stack.enter_async_context(
                     process(link, total, per_user=per_user, queue_timeout=queue_timeout)
                 )
             )
         yield limiters[0], limiters[1]
+
+
+@asynccontextmanager
+async def shared_link(prefix: str) -> AsyncIterator[RedisLink]:
+    async with open_redis(REDIS_URL, prefix=prefix) as link:
+        assert link is not None
+        yield link
 
 
 async def figures(limiter: SharedLLMLimiter) -> tuple[int, int, int]:
@@ -177,8 +184,11 @@ async def test_waiting_past_the_queue_timeout_is_overloaded_and_leaves_the_queue
 
 
 async def test_the_slots_of_a_crashed_process_come_back_after_the_lease() -> None:
-    prefix = unique_prefix("limits")
-    async with shared_redis(prefix) as link_a, shared_redis(prefix) as link_b:
+    async with (
+        redis_prefix() as prefix,
+        shared_link(prefix) as link_a,
+        shared_link(prefix) as link_b,
+    ):
         async with process(link_b, 2, lease=CRASH_LEASE) as b:
             async with trio.open_nursery() as crashed:
                 a = SharedLLMLimiter(link_a, 2, per_user=8, queue_timeout=10, lease=CRASH_LEASE)
@@ -255,11 +265,11 @@ async def test_statistics_count_every_process() -> None:
 async def test_while_redis_is_lost_calls_use_the_process_limiter_and_return_after(
     tmp_path: Path,
 ) -> None:
-    with private_redis(tmp_path) as server:
+    async with own_redis(tmp_path) as server:
         await lost_and_back(server)
 
 
-async def lost_and_back(server: PrivateRedis) -> None:
+async def lost_and_back(server: RedisServer) -> None:
     async with (
         open_redis(server.url, prefix="p") as link,
         trio.open_nursery() as nursery,
@@ -274,7 +284,7 @@ async def lost_and_back(server: PrivateRedis) -> None:
             nursery.start_soon(holders.call, limiter, "u2", local_hold, "moved")
             await wait_until(lambda: _waiting(limiter, 1))
 
-            server.stop()  # Redis lost: the waiter moves to the process's own pool
+            await server.stop()  # Redis lost: the waiter moves to the process's own pool
 
             async def moved() -> bool:
                 return holders.order == ["shared", "moved"]
@@ -288,7 +298,7 @@ async def lost_and_back(server: PrivateRedis) -> None:
                 return holders.order.count("shared") == 1 and holders.by_user["u1"] == 0
 
             await wait_until(shared_left)
-            await trio.to_thread.run_sync(server.start)
+            await server.start()
 
             async def back() -> bool:
                 return link.up
