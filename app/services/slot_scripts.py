@@ -42,7 +42,7 @@ end
 # whose user is at their bound is skipped, and an eligible waiter of another process ahead of
 # ours keeps its slot (it takes it at its process's next attempt). Returns the members that
 # hold a slot (admitted now or before). Slots reclaimed from expired leases are announced on
-# the channel, as a release would be.
+# the channel, as a release would be (when calls are waiting: nobody else listens for it).
 ADMIT = (
     _PRELUDE
     + """
@@ -59,7 +59,7 @@ for _, m in ipairs(redis.call('ZRANGEBYSCORE', waiters, '-inf', now)) do
   reclaimed = true
 end
 redis.call('ZREMRANGEBYSCORE', gone, '-inf', now)
-if reclaimed then
+if reclaimed and redis.call('EXISTS', queue) == 1 then
   redis.call('PUBLISH', ARGV[4], 'reclaimed')
 end
 local per_user = tonumber(ARGV[1])
@@ -130,7 +130,7 @@ return admitted
 # ARGV: channel, lease ms, members…
 # Releases the members' slots and takes them out of the queue (a waiter giving up, even one
 # admitted meanwhile), marking them gone for a lease; announces it on the channel when a slot
-# or a queue place was freed. Returns the number of slots released.
+# or a queue place was freed and calls are waiting. Returns the number of slots released.
 RELEASE = (
     _PRELUDE
     + """
@@ -149,7 +149,7 @@ for i = 3, #ARGV do
     changed = true
   end
 end
-if changed then
+if changed and redis.call('EXISTS', queue) == 1 then
   redis.call('PUBLISH', ARGV[1], 'released')
 end
 return released
