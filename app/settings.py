@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # seconds a generation's lease lasts without renewal (renewed every second): how soon
     # another process takes over the generations of a process that died
     generation_lease_seconds: float = Field(default=30.0, ge=2)
+    # seconds an LLM slot of the shared (Redis) limiter lasts without renewal (renewed every
+    # third of it): how soon the slots of a process that died come back
+    llm_slot_lease_seconds: float = Field(default=10.0, ge=0.1)
 
     @field_validator("spool_dir", mode="before")
     @classmethod

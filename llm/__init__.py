@@ -17,7 +17,7 @@ from llm.errors import (
 )
 from llm.fake import FakeBehaviour, FakeUpstream, serve_fake_upstream
 from llm.http import make_http_client
-from llm.limiter import LLMLimiter
+from llm.limiter import Limiter, LLMLimiter
 from llm.metrics import LLMMetrics
 from llm.models import MODEL_ID_PATTERN, InvalidModelId, check_model_id, is_model_id
 from llm.retry import RetryPolicy, parse_retry_after
@@ -41,6 +41,7 @@ __all__ = [
     "InvalidModelId",
     "LLMError",
     "LLMLimiter",
+    "Limiter",
     "LLMMetrics",
     "LLMSettings",
     "LLMTimeout",

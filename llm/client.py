@@ -34,7 +34,7 @@ from llm.errors import (
     TotalTimeout,
 )
 from llm.http import InternalsChanged, h11_receive_buffer
-from llm.limiter import LLMLimiter
+from llm.limiter import Limiter
 from llm.metrics import LLMMetrics
 from llm.pacing import StreamPacing
 from llm.protocol import (
@@ -324,7 +324,7 @@ class OpenRouterClient:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        limiter: LLMLimiter,
+        limiter: Limiter,
         settings: LLMSettings,
         metrics: LLMMetrics | None = None,
         *,

@@ -1,9 +1,15 @@
-"""Admission control for LLM calls: a global slot pool plus a per-user bound."""
+"""Admission control for LLM calls: a global slot pool plus a per-user bound.
+
+`Limiter` is what the client and the admin view need of one; `LLMLimiter` is the
+per-process implementation. A service that runs several processes provides its own
+(shared) implementation of the same protocol, so this package knows nothing about how.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
 import trio
 
@@ -11,6 +17,28 @@ from llm.errors import Overloaded
 
 # Hint for clients that were turned away (becomes the HTTP Retry-After).
 OVERLOADED_RETRY_AFTER = 1.0
+
+
+class Limiter(Protocol):
+    """Slots for LLM calls: at most ``total`` at once, at most ``per_user`` per user."""
+
+    def slot(self, user: str | None) -> AbstractAsyncContextManager[None]:
+        """Hold one slot (and one of ``user``'s) for the block; ``Overloaded`` when none
+        came within the queue timeout."""
+        ...
+
+    async def resize(self, total: int) -> None:
+        """Change the number of slots at once; holders keep theirs."""
+        ...
+
+    async def statistics(self) -> dict[str, int]:
+        """``{"total", "borrowed", "waiting"}``: slots, slots in use, calls queued for one."""
+        ...
+
+    @property
+    def active_users(self) -> int:
+        """Users with calls held or waiting here."""
+        ...
 
 
 class _UserEntry:
@@ -78,13 +106,13 @@ class LLMLimiter:
                 if entry.refs == 0:
                     del self._users[key]
 
-    def resize(self, total: int) -> None:
+    async def resize(self, total: int) -> None:
         """Change the global slot count at once; calls already holding slots keep them."""
         if total < 1:
             raise ValueError("total must be at least 1")
         self._global.total_tokens = total
 
-    def statistics(self) -> dict[str, int]:
+    async def statistics(self) -> dict[str, int]:
         """``{"total", "borrowed", "waiting"}``: slots, slots in use, calls queued for one."""
         return {
             "total": int(self._global.total_tokens),

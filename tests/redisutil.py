@@ -7,7 +7,7 @@ import os
 import secrets
 import socket
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -90,3 +90,10 @@ async def own_redis(directory: Path) -> AsyncIterator[RedisServer]:
         yield server
     finally:
         await server.stop()
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], *, within: float = 10.0) -> None:
+    """Wait (polling every 10 ms) until ``condition()`` holds; fail after ``within`` s."""
+    with trio.fail_after(within):
+        while not await condition():  # noqa: ASYNC110 (state in Redis or other tasks)
+            await trio.sleep(0.01)

@@ -139,7 +139,7 @@ async def stats() -> ResponseReturnValue:
 @document_response(LLMOut)
 async def llm_state() -> ResponseReturnValue:
     """The LLM limiter and per-model metrics."""
-    return services().admin.llm()
+    return await services().admin.llm()
 
 
 @bp.put("/llm/limits")
@@ -150,7 +150,7 @@ async def llm_state() -> ResponseReturnValue:
 @errors(400, 413)
 async def put_limits(data: LimitsIn) -> ResponseReturnValue:
     """Resize the LLM concurrency limit now, without a restart."""
-    return services().admin.resize(data.max_concurrency)
+    return await services().admin.resize(data.max_concurrency)
 
 
 @bp.get("/tasks")

@@ -21,7 +21,7 @@ class AdminService:
     def __init__(
         self,
         db: Database,
-        limiter: llm.LLMLimiter,
+        limiter: llm.Limiter,
         metrics: llm.LLMMetrics,
         runs: RunRegistry,
         memory: MemoryService,
@@ -71,14 +71,15 @@ class AdminService:
     async def stats(self) -> Counts:
         return await self._db.read(stats.counts)
 
-    def llm(self) -> dict[str, Any]:
-        """`{"limiter": {"total","borrowed","waiting"}, "models": {model: metrics}}`."""
-        return {"limiter": self._limiter.statistics(), "models": self._metrics.snapshot()}
+    async def llm(self) -> dict[str, Any]:
+        """`{"limiter": {"total","borrowed","waiting"}, "models": {model: metrics}}`: the
+        limiter service-wide when it is shared (Redis), the metrics of this process."""
+        return {"limiter": await self._limiter.statistics(), "models": self._metrics.snapshot()}
 
-    def resize(self, max_concurrency: int) -> dict[str, int]:
-        """Resize the process-wide LLM limiter at once; returns the new limiter view."""
-        self._limiter.resize(max_concurrency)
-        return self._limiter.statistics()
+    async def resize(self, max_concurrency: int) -> dict[str, int]:
+        """Resize the LLM limiter at once (service-wide when shared); the new limiter view."""
+        await self._limiter.resize(max_concurrency)
+        return await self._limiter.statistics()
 
     async def tasks(self) -> dict[str, Any]:
         """Background work: memory jobs (database-wide) and this process's running generations."""

@@ -33,6 +33,7 @@ from app.services.personas import PersonaService
 from app.services.redis_link import RedisLink, open_redis
 from app.services.redis_throttle import shared_login_throttle, shared_rate_limit
 from app.services.runs import RunRegistry
+from app.services.shared_limiter import SharedLLMLimiter
 from app.services.snapshots import PromptSnapshots
 from app.services.spool import ReplySpool
 from app.services.takeover import Takeover
@@ -64,7 +65,7 @@ class Services:
 
     settings: Settings
     db: Database
-    limiter: llm.LLMLimiter
+    limiter: llm.Limiter
     metrics: llm.LLMMetrics
     client: llm.OpenRouterClient
     registry: CollectorRegistry
@@ -117,6 +118,23 @@ class Services:
                 await supervisor.wait_for(lambda: not supervisor.degraded)
 
 
+def make_limiter(settings: Settings, redis: RedisLink | None) -> llm.Limiter:
+    """The LLM limits: service-wide through Redis when there is one, else this process's."""
+    if redis is not None:
+        return SharedLLMLimiter(
+            redis,
+            settings.llm.max_concurrency,
+            per_user=settings.llm.max_per_user,
+            queue_timeout=settings.llm.queue_timeout,
+            lease=settings.llm_slot_lease_seconds,
+        )
+    return llm.LLMLimiter(
+        settings.llm.max_concurrency,
+        per_user=settings.llm.max_per_user,
+        queue_timeout=settings.llm.queue_timeout,
+    )
+
+
 async def run_services(
     settings: Settings,
     *,
@@ -129,11 +147,6 @@ async def run_services(
     registry = CollectorRegistry()
     connection_metrics.register(registry)
     metrics = llm.LLMMetrics(registry)
-    limiter = llm.LLMLimiter(
-        settings.llm.max_concurrency,
-        per_user=settings.llm.max_per_user,
-        queue_timeout=settings.llm.queue_timeout,
-    )
     async with (
         open_database(settings.database_url, pool_size=settings.db_pool_size) as db,
         llm.make_http_client(settings.llm) as http,
@@ -142,6 +155,7 @@ async def run_services(
         trio.open_nursery() as background,
         trio.open_nursery() as generations_nursery,
     ):
+        limiter = make_limiter(settings, redis)
         usage = UsageService(db)
         snapshots = PromptSnapshots(db, days=settings.prompt_snapshot_days)
         client = llm.OpenRouterClient(http, limiter, settings.llm, metrics, usage_sink=usage)
@@ -223,6 +237,8 @@ async def run_services(
             )
         if redis is not None:
             await background.start(redis.watch)
+        if isinstance(limiter, SharedLLMLimiter):
+            await background.start(limiter.run)
         if relay is not None:
             await background.start(relay.run)
         await background.start(takeover.run)

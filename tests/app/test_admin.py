@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 import trio
 
+from app.services.redis_link import RedisLink, open_redis
+from app.services.shared_limiter import SharedLLMLimiter
+from app.settings import Settings
 from tests.app.harness import (
     Live,
     admin_session,
@@ -16,6 +19,7 @@ from tests.app.harness import (
     login,
     settings_with_admin,
 )
+from tests.redisutil import REDIS_URL, redis_prefix
 
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/api/admin/users", None),
@@ -221,3 +225,34 @@ async def test_a_configured_admin_password_must_be_one_login_accepts(live: Live)
         with pytest.raises(ValueError, match="8-256"):
             await live.services.auth.ensure_admin("root", password)
     assert (await login(live, "root", "rootpassword")).status_code == 200
+
+
+async def test_with_redis_the_llm_view_and_live_limits_are_service_wide(
+    db_url: str, fake: Any
+) -> None:
+    async with redis_prefix() as prefix, open_redis(REDIS_URL, prefix=prefix) as link:
+        assert link is not None
+        settings = settings_with_admin(
+            db_url, fake.base_url, redis_url=REDIS_URL, redis_prefix=prefix
+        )
+        await llm_limits_with_redis(settings, link)
+
+
+async def llm_limits_with_redis(settings: Settings, link: RedisLink) -> None:
+    async with live_server(settings) as live:
+        assert isinstance(live.services.limiter, SharedLLMLimiter)
+        other = SharedLLMLimiter(link, 64, per_user=8, queue_timeout=10, lease=10)
+        boss = await admin(live)
+        async with other.slot("someone"):  # a call held by another process
+            view = (await boss.request("GET", "/api/admin/llm")).json()
+            assert view["limiter"] == {"total": 64, "borrowed": 1, "waiting": 0}
+            r = await boss.request("PUT", "/api/admin/llm/limits", json={"max_concurrency": 5})
+            assert r.json() == {"total": 5, "borrowed": 1, "waiting": 0}
+            assert (await other.statistics())["total"] == 5
+        alice = await live.register()
+        mira = await alice.character("Mira")
+        r = await alice.request("POST", f"/api/characters/{mira['id']}/chat", json={"content": "x"})
+        assert r.status_code == 200 and r.json()["reply"]["status"] == "complete"
+        view = (await boss.request("GET", "/api/admin/llm")).json()
+        assert view["limiter"] == {"total": 5, "borrowed": 0, "waiting": 0}
+        assert view["models"][settings.llm.model]["calls"] >= 1  # through the shared limiter

@@ -416,7 +416,7 @@ async def test_leaving_early_closes_the_upstream_request(
     record = upstream.requests[-1]
     assert record.disconnected
     assert record.chunks_sent < 1000
-    assert client.limiter.statistics()["borrowed"] == 0
+    assert (await client.limiter.statistics())["borrowed"] == 0
     snapshot = client.metrics.snapshot()["fake/model"]
     assert snapshot["errors"] == 0
 
@@ -453,7 +453,7 @@ async def test_limiter_bounds_upstream_concurrency(
             nursery.start_soon(one, i)
     assert len(results) == 12
     assert upstream.max_active == 3
-    assert limiter.statistics() == {"total": 3, "borrowed": 0, "waiting": 0}
+    assert await limiter.statistics() == {"total": 3, "borrowed": 0, "waiting": 0}
 
 
 async def test_per_user_bound_against_upstream(

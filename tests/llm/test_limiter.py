@@ -22,9 +22,9 @@ async def test_global_bound_and_statistics(autojump_clock: trio.testing.MockCloc
         for i in range(3):
             nursery.start_soon(hold, limiter, f"u{i}", release)
         await trio.testing.wait_all_tasks_blocked()
-        assert limiter.statistics() == {"total": 2, "borrowed": 2, "waiting": 1}
+        assert await limiter.statistics() == {"total": 2, "borrowed": 2, "waiting": 1}
         release.set()
-    assert limiter.statistics() == {"total": 2, "borrowed": 0, "waiting": 0}
+    assert await limiter.statistics() == {"total": 2, "borrowed": 0, "waiting": 0}
     assert limiter.active_users == 0
 
 
@@ -38,7 +38,7 @@ async def test_per_user_bound(autojump_clock: trio.testing.MockClock) -> None:
         nursery.start_soon(hold, limiter, None, release)
         await trio.testing.wait_all_tasks_blocked()
         # alice's third call waits for her own bound, not for a global slot
-        assert limiter.statistics() == {"total": 10, "borrowed": 4, "waiting": 1}
+        assert await limiter.statistics() == {"total": 10, "borrowed": 4, "waiting": 1}
         assert limiter.active_users == 2
         release.set()
     assert limiter.active_users == 0
@@ -60,7 +60,7 @@ async def test_overloaded_after_queue_timeout(autojump_clock: trio.testing.MockC
         with pytest.raises(Overloaded):
             async with limiter.slot("a"):
                 pytest.fail("got a slot")
-        assert limiter.statistics() == {"total": 1, "borrowed": 1, "waiting": 0}
+        assert await limiter.statistics() == {"total": 1, "borrowed": 1, "waiting": 0}
         assert limiter.active_users == 1
         release.set()
     assert limiter.active_users == 0
@@ -87,21 +87,21 @@ async def test_live_resize(autojump_clock: trio.testing.MockClock) -> None:
         for _ in range(3):
             nursery.start_soon(hold, limiter, "a", release)
         await trio.testing.wait_all_tasks_blocked()
-        assert limiter.statistics()["borrowed"] == 1
-        limiter.resize(3)
+        assert (await limiter.statistics())["borrowed"] == 1
+        await limiter.resize(3)
         await trio.testing.wait_all_tasks_blocked()
-        assert limiter.statistics() == {"total": 3, "borrowed": 3, "waiting": 0}
-        limiter.resize(1)  # shrinking keeps the holders; new calls wait
-        assert limiter.statistics() == {"total": 1, "borrowed": 3, "waiting": 0}
+        assert await limiter.statistics() == {"total": 3, "borrowed": 3, "waiting": 0}
+        await limiter.resize(1)  # shrinking keeps the holders; new calls wait
+        assert await limiter.statistics() == {"total": 1, "borrowed": 3, "waiting": 0}
         release.set()
     with pytest.raises(ValueError):
-        limiter.resize(0)
+        await limiter.resize(0)
 
 
 async def test_one_task_may_hold_two_slots(autojump_clock: trio.testing.MockClock) -> None:
     limiter = LLMLimiter(2, per_user=2, queue_timeout=1)
     async with limiter.slot("a"), limiter.slot("a"):
-        assert limiter.statistics()["borrowed"] == 2
+        assert (await limiter.statistics())["borrowed"] == 2
 
 
 async def test_cancelled_waiter_leaves_no_trace(autojump_clock: trio.testing.MockClock) -> None:
@@ -113,6 +113,6 @@ async def test_cancelled_waiter_leaves_no_trace(autojump_clock: trio.testing.Moc
         with trio.move_on_after(5):
             async with limiter.slot("b"):
                 pytest.fail("got a slot")
-        assert limiter.statistics() == {"total": 1, "borrowed": 1, "waiting": 0}
+        assert await limiter.statistics() == {"total": 1, "borrowed": 1, "waiting": 0}
         assert limiter.active_users == 1
         release.set()
