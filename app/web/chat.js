@@ -12,6 +12,7 @@ import { confirmDialog, showError } from "./ui.js";
 
 /** What is said when a stream breaks and cannot be followed again. */
 export const DROPPED_TEXT = "The connection dropped. The reply is still being written on the server; reload to see it.";
+const DROPPED_DONE_TEXT = "The connection dropped before the reply was complete; reload to see what the server kept.";
 
 export async function chatView(main, [id], { user, navigate }) {
   const characterPath = `/api/characters/${encodeURIComponent(id)}`;
@@ -164,7 +165,15 @@ export async function chatView(main, [id], { user, navigate }) {
     } finally {
       if (!signal.aborted && !handedOff) setRunning(false);
     }
-    if (result && result.status === "idle") reply?.node.remove();
+    if (result && result.status === "idle") {
+      // Following after a drop found nothing running: the reply was finished (and stored)
+      // meanwhile, or never will be. Keep what arrived and say so.
+      if (pending && pending.text) {
+        pending.fail("Connection dropped.");
+        status.textContent = DROPPED_DONE_TEXT;
+      }
+      else reply?.node.remove();
+    }
     // The tree fields (sibling counts) and, after a regenerate or a branch, the path itself.
     if (result && result.status === "done" && (conversation.tree || !isSend)) await reload().catch(() => {});
   }
