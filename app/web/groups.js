@@ -147,6 +147,7 @@ export async function groupView(main, [id], { user, navigate }) {
     extra: field("Whose memories", memberSelect),
     canCompress: false,
     query: () => (memberSelect.value ? `character_id=${encodeURIComponent(memberSelect.value)}` : ""),
+    whose: (memory) => (memory.character_id ? (byId.get(String(memory.character_id)) || { name: "Unknown" }).name : null),
     owner: () => {
       if (!memberSelect.value) throw new Error("Choose whose memory it is (Whose memories) first.");
       return { character_id: memberSelect.value };

@@ -17,9 +17,10 @@ function importanceSelect(label, value = 3) {
 
 /**
  * `query()` adds e.g. `character_id=` to reads; `owner()` is the body fields a new memory needs
- * (a group's memory names its member), or throws an Error saying what to choose first.
+ * (a group's memory names its member), or throws an Error saying what to choose first;
+ * `whose(memory)` names whose memory it is (in a group), or null.
  */
-export function memoryPanel(base, { title = "Memories", extra = null, query = () => "", owner = () => ({}), canCompress = true } = {}) {
+export function memoryPanel(base, { title = "Memories", extra = null, query = () => "", owner = () => ({}), whose = () => null, canCompress = true } = {}) {
   const list = h("ol", { class: "memory-list", "aria-label": "Memories" });
   const error = errorLine();
   const searchBox = h("input", { type: "search", name: "memory-search", maxlength: 2000, autocomplete: "off", placeholder: "e.g. lighthouse, 灯塔" });
@@ -67,6 +68,8 @@ export function memoryPanel(base, { title = "Memories", extra = null, query = ()
     try {
       await busy(button, null, () => api("PATCH", `${base}/memories/${encodeURIComponent(memory.id)}`, fields));
       await load();
+      // keep the keyboard where it was: on the same memory
+      [...list.querySelectorAll(".memory")].find((node) => node.dataset.id === String(memory.id))?.querySelector("button")?.focus();
       return true;
     } catch (exc) {
       fail(exc);
@@ -123,6 +126,7 @@ export function memoryPanel(base, { title = "Memories", extra = null, query = ()
         "div",
         { class: "meta" },
         rank ? h("span", { class: "rank", text: `#${rank}` }) : null,
+        whose(memory) ? h("span", { class: "badge badge-whose", text: whose(memory) }) : null,
         h("span", { class: `badge badge-${memory.kind}`, text: KIND[memory.kind] || memory.kind }),
         memory.pinned ? h("span", { class: "badge badge-pinned", text: "Pinned" }) : null,
         memory.origin === "user" ? h("span", { class: "badge", text: "Yours" }) : null,

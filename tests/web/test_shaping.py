@@ -5,12 +5,13 @@ tests/artifacts/web/ (2x-…)."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.web.conftest import Server, Tab
+from tests.web.conftest import ADMIN, Server, Tab
 from tests.web.test_browser import username
 
 
@@ -146,6 +147,8 @@ def test_group_memories_name_their_member(tab: Tab, server: Server) -> None:
     panel.get_by_label("Whose memories").select_option(label="林黛玉")
     panel.get_by_role("button", name="Add memory").click()
     expect(panel.locator(".memory .memory-text")).to_have_text(["黛玉 likes plum blossoms."])
+    panel.get_by_label("Whose memories").select_option(label="Everyone")
+    expect(panel.locator(".memory .badge-whose")).to_have_text(["林黛玉"])
     conv = f"/api/groups/{group['id']}"
     assert [m["content"] for m in _memories(server, token, conv, f"?character_id={ids[1]}")] == [
         "黛玉 likes plum blossoms."]
@@ -185,6 +188,15 @@ def test_persona_is_who_the_characters_talk_to(tab: Tab, server: Server) -> None
     expect(page.locator(".message.role-user .author")).to_have_text("Captain Vane")
     expect(page.locator(".message.streaming")).to_have_count(0, timeout=30_000)
     tab.shot("24-persona-in-chat")
+    # The prompt the model got (kept for admins) names the persona and carries its description.
+    history = server.call(token, "GET", f"/api/characters/{character['id']}/chat/messages").json()
+    reply_id = history["items"][-1]["id"]
+    admin = server.http.post("/api/auth/login",
+                             json={"username": ADMIN[0], "password": ADMIN[1]}).json()["token"]
+    prompt = server.call(admin, "GET", f"/api/admin/messages/{reply_id}/prompt")
+    assert prompt.status_code == 200, prompt.text
+    said = json.dumps(prompt.json()["messages"], ensure_ascii=False)
+    assert "Captain Vane" in said and "A retired sea captain with a wooden leg. 怕水。" in said
 
     # Clearing the name goes back to the username.
     page.get_by_role("link", name="Persona").click()
