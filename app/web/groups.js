@@ -138,10 +138,29 @@ export async function groupView(main, [id], { user, navigate }) {
   const composer = new Composer({
     label: `Message to ${group.name}`,
     placeholder: `Say something to ${group.name}…`,
-    onSend: (text) => run(`${base}/messages`, { content: text }, { sent: text }),
+    onSend: (text) => {
+      const speakerIds = askBoxes.filter((box) => box.checked).map((box) => box.value);
+      if (group.strategy === "manual" && !speakerIds.length) {
+        composer.restore(text);
+        status.textContent = "Manual group: choose who answers first.";
+        return;
+      }
+      run(`${base}/messages`, speakerIds.length ? { content: text, speaker_ids: speakerIds } : { content: text }, { sent: text });
+    },
     onStop: stop,
   });
 
+  // Who answers this turn (speaker_ids): always offered in a manual group, folded away otherwise.
+  const askBoxes = members.map((m) => h("input", { type: "checkbox", value: m.id, id: `ask-${m.id}` }));
+  const askList = h(
+    "div",
+    { class: "ask-list" },
+    members.map((m, i) => h("div", { class: "check" }, askBoxes[i], h("label", { for: askBoxes[i].id, text: `${m.name}${muted.has(String(m.id)) ? " (muted)" : ""}` }))),
+  );
+  const ask =
+    group.strategy === "manual"
+      ? h("fieldset", { class: "ask-picker" }, h("legend", { text: "Who answers this time" }), askList)
+      : h("details", { class: "ask-picker" }, h("summary", { text: "Choose who answers this time" }), h("fieldset", {}, h("legend", { class: "sr-only", text: "Who answers this time" }), askList));
   const memberSelect = h("select", { "aria-label": "Whose memories" }, h("option", { value: "", text: "Everyone" }), members.map((m) => h("option", { value: m.id, text: m.name })));
   const memories = memoryPanel(base, {
     extra: field("Whose memories", memberSelect),
@@ -193,7 +212,7 @@ export async function groupView(main, [id], { user, navigate }) {
     h("div", { class: "chat-title" }, h("h1", { text: group.name }), h("p", { class: "subtitle", text: `${members.map((m) => (muted.has(String(m.id)) ? `${m.name} (muted)` : m.name)).join(" · ")} — ${STRATEGIES[group.strategy] || group.strategy}` })),
     h("div", { class: "actions" }, actions),
   );
-  main.append(h("div", { class: "chat-layout" }, h("section", { class: "chat-main", "aria-label": `Group chat ${group.name}` }, header, conversation.scroller, status, composer.form), memories.panel, settings.panel), announcer);
+  main.append(h("div", { class: "chat-layout" }, h("section", { class: "chat-main", "aria-label": `Group chat ${group.name}` }, header, conversation.scroller, status, ask, composer.form), memories.panel, settings.panel), announcer);
   conversation.setPage(page);
   if (!page.items.length) conversation.list.append(h("li", { class: "chat-empty", text: `Everyone in ${group.name} is listening.` }));
   composer.input.focus();

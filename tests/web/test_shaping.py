@@ -275,3 +275,46 @@ def test_group_settings_are_saved(tab: Tab, server: Server) -> None:
     page.set_viewport_size({"width": 360, "height": 740})
     tab.assert_fits()
     tab.shot("26-group-settings-360")
+
+
+def test_choose_who_answers_a_turn(tab: Tab, server: Server) -> None:
+    """A manual group answers only whom you ask (muted members too); in another group the
+    choice is folded away and overrides the strategy for that turn."""
+    page = tab.page
+    name = username("oz")
+    token = server.register(name)
+    ids = {n: server.call(token, "POST", "/api/characters", json={"name": n}).json()["id"]
+           for n in ("Old Tom", "林黛玉", "Mira")}
+    group = server.call(token, "POST", "/api/groups", json={
+        "name": "Quiet room", "character_ids": list(ids.values()), "strategy": "manual",
+        "muted_character_ids": [ids["Mira"]]}).json()
+    tab.log_in(name)
+    tab.open(f"#/groups/{group['id']}")
+    picker = page.get_by_role("group", name="Who answers this time")
+    box = page.get_by_label("Message to Quiet room")
+    box.fill("Anyone there?")
+    box.press("Enter")
+    expect(page.get_by_role("status").filter(has_text="choose who answers")).to_be_visible()
+    expect(box).to_have_value("Anyone there?")  # nothing sent
+    picker.get_by_label("Mira (muted)").check()
+    picker.get_by_label("林黛玉").check()
+    box.press("Enter")
+    expect(page.locator(".moderator-note .chosen")).to_have_text("chose 林黛玉 and Mira")
+    expect(page.locator(".turn .message.status-complete")).to_have_count(2, timeout=30_000)
+    tab.shot("27-group-manual")
+    history = server.call(token, "GET", f"/api/groups/{group['id']}/messages").json()["items"]
+    # (stored as they finish: the two reply at once)
+    assert sorted(m["character_id"] for m in history if m["role"] == "assistant") == sorted(
+        [ids["林黛玉"], ids["Mira"]])
+
+    assert server.call(token, "PATCH", f"/api/groups/{group['id']}",
+                       json={"strategy": "all"}).status_code == 200
+    page.reload()
+    expect(picker).to_be_hidden()
+    page.get_by_text("Choose who answers this time").click()
+    picker.get_by_label("Old Tom").check()
+    box.fill("Tom, only you.")
+    box.press("Enter")
+    expect(page.locator(".moderator-note .chosen").last).to_have_text("chose Old Tom")
+    page.set_viewport_size({"width": 360, "height": 740})
+    tab.assert_fits()
