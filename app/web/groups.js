@@ -40,7 +40,7 @@ export async function groupListView(main, _params, { navigate }) {
 
   // Create a group.
   const name = h("input", { name: "group-name", required: true, maxlength: 100, autocomplete: "off" });
-  const strategy = h("select", { name: "strategy" }, ["moderator", "round_robin", "all"].map((s) => h("option", { value: s, text: STRATEGIES[s] })));
+  const strategy = h("select", { name: "strategy" }, Object.entries(STRATEGIES).map(([value, text]) => h("option", { value, text })));
   const maxSpeakers = h("input", { name: "max_speakers", type: "number", min: 1, max: 8, value: "2", inputmode: "numeric" });
   const members = h("fieldset", { class: "member-picker" }, h("legend", { text: "Members (2 to 8)" }));
   for (const character of characters) {
