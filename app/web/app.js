@@ -8,6 +8,7 @@ import { characterListView, characterView, generateView } from "./characters.js"
 import { chatView } from "./chat.js";
 import { groupListView, groupView } from "./groups.js";
 import { adminView } from "./admin.js";
+import { personaView } from "./persona.js";
 
 const state = { user: null, cleanup: null };
 
@@ -19,6 +20,7 @@ const ROUTES = [
   [/^#\/chat\/([^/]+)$/, chatView],
   [/^#\/groups$/, groupListView],
   [/^#\/groups\/([^/]+)$/, groupView],
+  [/^#\/persona$/, personaView],
   [/^#\/admin$/, adminView],
 ];
 
@@ -61,7 +63,7 @@ function renderNav() {
     replace(nav);
     return;
   }
-  const links = [navLink("#/characters", "Characters"), navLink("#/groups", "Groups")];
+  const links = [navLink("#/characters", "Characters"), navLink("#/groups", "Groups"), navLink("#/persona", "Persona")];
   if (state.user.is_admin) links.push(navLink("#/admin", "Admin"));
   replace(
     nav,

@@ -1,105 +1,28 @@
-// One-to-one chat: streamed replies, stop, regenerate, memories, and following a generation
+// One-to-one chat: streamed replies, stop, regenerate, memories (memories.js), and following a generation
 // that is already running (when the server offers GET .../chat/stream).
 
 import { ApiError, api, stream } from "./api.js";
-import { avatar, formatTime, h, replace } from "./dom.js";
+import { avatar, h } from "./dom.js";
 import { Composer } from "./composer.js";
 import { Conversation, PendingReply } from "./messages.js";
 import { hasRoute } from "./features.js";
-import { busy, confirmDialog, notify, showError } from "./ui.js";
-
-/** The memories side panel of a conversation (`query` adds e.g. `character_id=`). */
-export function memoryPanel(base, { title = "Memories", extra = null, query = () => "", canCompress = true } = {}) {
-  const list = h("ul", { class: "memory-list" });
-  const refresh = h("button", { type: "button", class: "secondary small", text: "Refresh" });
-  const compress = canCompress ? h("button", { type: "button", class: "secondary small", title: "Summarise older messages into memories now", text: "Compress now" }) : null;
-  const close = h("button", { type: "button", class: "icon-button", "aria-label": "Close memories", text: "×" });
-  const panel = h(
-    "aside",
-    { class: "side-panel", "aria-label": title, hidden: true },
-    h("div", { class: "side-head" }, h("h2", { text: title }), close),
-    extra,
-    h("p", { class: "hint", text: "What the character remembers of this conversation: older messages are summarised in the background." }),
-    h("div", { class: "actions" }, refresh, compress),
-    list,
-  );
-  let shown = 0;
-  async function load() {
-    try {
-      const q = query();
-      const { items } = await api("GET", `${base}/memories${q ? `?${q}` : ""}`);
-      shown = items.length;
-      replace(list);
-      if (!items.length) list.append(h("li", { class: "muted", text: "No memories yet. They appear once the conversation grows." }));
-      for (const memory of items) {
-        list.append(
-          h(
-            "li",
-            { class: "memory" },
-            h(
-              "div",
-              { class: "meta" },
-              h("span", { class: `badge badge-${memory.kind}`, text: memory.kind === "long_term" ? "Long-term" : "Short-term" }),
-              memory.pinned ? h("span", { class: "badge", text: "Pinned" }) : null,
-              memory.importance ? h("span", { class: "muted", text: `importance ${memory.importance}` }) : null,
-              h("time", { datetime: memory.created_at, text: formatTime(memory.created_at) }),
-            ),
-            h("p", { text: memory.content }),
-          ),
-        );
-      }
-    } catch (exc) {
-      showError(exc);
-    }
-    return shown;
-  }
-  /** After "Compress now": look again every 1.5 s (up to 30 s) until new memories show. */
-  async function watch() {
-    const before = shown;
-    for (let i = 0; i < 20; i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 1500));
-      if (panel.hidden || !panel.isConnected) return;
-      if ((await load()) > before) return;
-    }
-  }
-  refresh.addEventListener("click", load);
-  compress?.addEventListener("click", async () => {
-    try {
-      const { queued } = await busy(compress, "Queued…", () => api("POST", `${base}/compress`));
-      notify(queued ? "Compressing older messages into memories…" : "Nothing to compress yet.");
-      if (queued) watch();
-    } catch (exc) {
-      showError(exc);
-    }
-  });
-  return {
-    panel,
-    load,
-    toggle(button) {
-      panel.hidden = !panel.hidden;
-      button.setAttribute("aria-expanded", String(!panel.hidden));
-      if (!panel.hidden) {
-        load();
-        close.focus();
-      }
-    },
-    onClose(handler) {
-      close.addEventListener("click", handler);
-    },
-  };
-}
+import { memoryPanel } from "./memories.js";
+import { speakerName } from "./persona.js";
+import { confirmDialog, showError } from "./ui.js";
 
 /** What is said when a stream breaks and cannot be followed again. */
 export const DROPPED_TEXT = "The connection dropped. The reply is still being written on the server; reload to see it.";
+const DROPPED_DONE_TEXT = "The connection dropped before the reply was complete; reload to see what the server kept.";
 
 export async function chatView(main, [id], { user, navigate }) {
   const characterPath = `/api/characters/${encodeURIComponent(id)}`;
   const base = `${characterPath}/chat`;
-  const [character, page, branchRoute, regenerateRoute] = await Promise.all([
+  const [character, page, branchRoute, regenerateRoute, you] = await Promise.all([
     api("GET", characterPath),
     api("GET", `${base}/messages?limit=50`),
     hasRoute("POST", "/api/characters/{}/chat/messages/{}/branch"),
     hasRoute("POST", "/api/characters/{}/chat/messages/{}/regenerate"),
+    speakerName(user),
   ]);
   let controller = null;
   let running = false;
@@ -109,7 +32,7 @@ export async function chatView(main, [id], { user, navigate }) {
   const conversation = new Conversation({
     base,
     who: () => character,
-    userName: user.username,
+    userName: you,
     onChanged: reload,
     onRegenerate: (message) => regenerate(message),
     onBranch: (message, content) => {
@@ -242,7 +165,15 @@ export async function chatView(main, [id], { user, navigate }) {
     } finally {
       if (!signal.aborted && !handedOff) setRunning(false);
     }
-    if (result && result.status === "idle") reply?.node.remove();
+    if (result && result.status === "idle") {
+      // Following after a drop found nothing running: the reply was finished (and stored)
+      // meanwhile, or never will be. Keep what arrived and say so.
+      if (pending && pending.text) {
+        pending.fail("Connection dropped.");
+        status.textContent = DROPPED_DONE_TEXT;
+      }
+      else reply?.node.remove();
+    }
     // The tree fields (sibling counts) and, after a regenerate or a branch, the path itself.
     if (result && result.status === "done" && (conversation.tree || !isSend)) await reload().catch(() => {});
   }

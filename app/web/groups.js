@@ -5,18 +5,12 @@ import { ApiError, api, stream } from "./api.js";
 import { avatar, field, h, replace } from "./dom.js";
 import { Composer } from "./composer.js";
 import { Conversation, PendingReply } from "./messages.js";
-import { DROPPED_TEXT, memoryPanel } from "./chat.js";
+import { DROPPED_TEXT } from "./chat.js";
+import { STRATEGIES, groupSettingsPanel } from "./group-settings.js";
+import { memoryPanel } from "./memories.js";
+import { speakerName } from "./persona.js";
 import { hasRoute } from "./features.js";
 import { busy, confirmDialog, emptyState, errorLine, pageHeader, showError } from "./ui.js";
-
-const STRATEGIES = {
-  moderator: "Moderator picks who answers",
-  round_robin: "Take turns",
-  all: "Everyone answers",
-  natural: "Natural (talkativeness)",
-  pooled: "Pooled",
-  manual: "Manual",
-};
 
 function listNames(names) {
   if (names.length <= 1) return names.join("");
@@ -46,7 +40,7 @@ export async function groupListView(main, _params, { navigate }) {
 
   // Create a group.
   const name = h("input", { name: "group-name", required: true, maxlength: 100, autocomplete: "off" });
-  const strategy = h("select", { name: "strategy" }, ["moderator", "round_robin", "all"].map((s) => h("option", { value: s, text: STRATEGIES[s] })));
+  const strategy = h("select", { name: "strategy" }, Object.entries(STRATEGIES).map(([value, text]) => h("option", { value, text })));
   const maxSpeakers = h("input", { name: "max_speakers", type: "number", min: 1, max: 8, value: "2", inputmode: "numeric" });
   const members = h("fieldset", { class: "member-picker" }, h("legend", { text: "Members (2 to 8)" }));
   for (const character of characters) {
@@ -108,15 +102,17 @@ function turnNode(note) {
 
 export async function groupView(main, [id], { user, navigate }) {
   const base = `/api/groups/${encodeURIComponent(id)}`;
-  const [group, page, { items: characters }, branchRoute, regenerateRoute] = await Promise.all([
+  const [group, page, { items: characters }, branchRoute, regenerateRoute, you] = await Promise.all([
     api("GET", base),
     api("GET", `${base}/messages?limit=50`),
     api("GET", "/api/characters"),
     hasRoute("POST", "/api/groups/{}/messages/{}/branch"),
     hasRoute("POST", "/api/groups/{}/messages/{}/regenerate"),
+    speakerName(user),
   ]);
   const byId = new Map(characters.map((c) => [String(c.id), c]));
   const members = group.character_ids.map((cid) => byId.get(String(cid)) || { id: cid, name: "Unknown" });
+  const muted = new Set((group.muted_character_ids || []).map(String));
   let running = false;
   let controller = null;
   const announcer = h("div", { class: "sr-only", "aria-live": "polite" });
@@ -125,7 +121,7 @@ export async function groupView(main, [id], { user, navigate }) {
   const conversation = new GroupConversation({
     base,
     who: (message) => byId.get(String(message.character_id)) || { id: message.character_id, name: "Unknown" },
-    userName: user.username,
+    userName: you,
     onChanged: reload,
     lastRegenerates: false, // a group reply is regenerated only through the per-message route
     routes: { branch: branchRoute, regenerate: regenerateRoute },
@@ -142,16 +138,56 @@ export async function groupView(main, [id], { user, navigate }) {
   const composer = new Composer({
     label: `Message to ${group.name}`,
     placeholder: `Say something to ${group.name}…`,
-    onSend: (text) => run(`${base}/messages`, { content: text }, { sent: text }),
+    onSend: (text) => {
+      const speakerIds = askBoxes.filter((box) => box.checked).map((box) => box.value);
+      if (group.strategy === "manual" && !speakerIds.length) {
+        composer.restore(text);
+        status.textContent = "Manual group: choose who answers first.";
+        return;
+      }
+      run(`${base}/messages`, speakerIds.length ? { content: text, speaker_ids: speakerIds } : { content: text }, { sent: text });
+    },
     onStop: stop,
   });
 
+  // Who answers this turn (speaker_ids): always offered in a manual group, folded away otherwise.
+  const askBoxes = members.map((m) => h("input", { type: "checkbox", value: m.id, id: `ask-${m.id}` }));
+  const askList = h(
+    "div",
+    { class: "ask-list" },
+    members.map((m, i) => h("div", { class: "check" }, askBoxes[i], h("label", { for: askBoxes[i].id, text: `${m.name}${muted.has(String(m.id)) ? " (muted)" : ""}` }))),
+  );
+  const ask =
+    group.strategy === "manual"
+      ? h("fieldset", { class: "ask-picker" }, h("legend", { text: "Who answers this time" }), askList)
+      : h("details", { class: "ask-picker" }, h("summary", { text: "Choose who answers this time" }), h("fieldset", {}, h("legend", { class: "sr-only", text: "Who answers this time" }), askList));
   const memberSelect = h("select", { "aria-label": "Whose memories" }, h("option", { value: "", text: "Everyone" }), members.map((m) => h("option", { value: m.id, text: m.name })));
-  const memories = memoryPanel(base, { extra: field("Whose memories", memberSelect), canCompress: false, query: () => (memberSelect.value ? `character_id=${encodeURIComponent(memberSelect.value)}` : "") });
+  const memories = memoryPanel(base, {
+    extra: field("Whose memories", memberSelect),
+    canCompress: false,
+    query: () => (memberSelect.value ? `character_id=${encodeURIComponent(memberSelect.value)}` : ""),
+    whose: (memory) => (memory.character_id ? (byId.get(String(memory.character_id)) || { name: "Unknown" }).name : null),
+    owner: () => {
+      if (!memberSelect.value) throw new Error("Choose whose memory it is (Whose memories) first.");
+      return { character_id: memberSelect.value };
+    },
+  });
   memberSelect.addEventListener("change", () => memories.load());
   const memoriesButton = h("button", { type: "button", class: "secondary small", "aria-expanded": "false", text: "Memories" });
-  memoriesButton.addEventListener("click", () => memories.toggle(memoriesButton));
-  memories.onClose(() => memories.toggle(memoriesButton));
+  const settings = groupSettingsPanel(group, characters, { onSaved: () => navigate(location.hash) });
+  const settingsButton = h("button", { type: "button", class: "secondary small", "aria-expanded": "false", text: "Settings" });
+  // one side panel at a time
+  const panels = [
+    [memories, memoriesButton],
+    [settings, settingsButton],
+  ];
+  for (const [panel, button] of panels) {
+    button.addEventListener("click", () => {
+      for (const [other, otherButton] of panels) if (other !== panel && other.isOpen()) other.toggle(otherButton);
+      panel.toggle(button);
+    });
+    panel.onClose(() => panel.toggle(button));
+  }
   const deleteButton = h("button", { type: "button", class: "secondary small", text: "Delete group" });
   deleteButton.addEventListener("click", async () => {
     if (!(await confirmDialog(`Delete ${group.name}?`, "The group and its conversation are deleted; the characters stay."))) return;
@@ -162,7 +198,7 @@ export async function groupView(main, [id], { user, navigate }) {
       showError(exc);
     }
   });
-  const actions = [memoriesButton, deleteButton];
+  const actions = [memoriesButton, settingsButton, deleteButton];
   if (await hasRoute("POST", "/api/groups/{}/continue")) {
     const cont = h("button", { type: "button", class: "secondary small", title: "The characters talk among themselves for one round", text: "Let them talk" });
     cont.addEventListener("click", () => run(`${base}/continue`, { rounds: 1 }, { noUser: true }));
@@ -173,10 +209,10 @@ export async function groupView(main, [id], { user, navigate }) {
     "div",
     { class: "chat-header" },
     h("div", { class: "avatar-stack" }, members.slice(0, 4).map((m) => avatar(m, "sm"))),
-    h("div", { class: "chat-title" }, h("h1", { text: group.name }), h("p", { class: "subtitle", text: `${members.map((m) => m.name).join(" · ")} — ${STRATEGIES[group.strategy] || group.strategy}` })),
+    h("div", { class: "chat-title" }, h("h1", { text: group.name }), h("p", { class: "subtitle", text: `${members.map((m) => (muted.has(String(m.id)) ? `${m.name} (muted)` : m.name)).join(" · ")} — ${STRATEGIES[group.strategy] || group.strategy}` })),
     h("div", { class: "actions" }, actions),
   );
-  main.append(h("div", { class: "chat-layout" }, h("section", { class: "chat-main", "aria-label": `Group chat ${group.name}` }, header, conversation.scroller, status, composer.form), memories.panel), announcer);
+  main.append(h("div", { class: "chat-layout" }, h("section", { class: "chat-main", "aria-label": `Group chat ${group.name}` }, header, conversation.scroller, status, ask, composer.form), memories.panel, settings.panel), announcer);
   conversation.setPage(page);
   if (!page.items.length) conversation.list.append(h("li", { class: "chat-empty", text: `Everyone in ${group.name} is listening.` }));
   composer.input.focus();
