@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import coredis
 import httpx
 import psycopg
 import trio
 
+from app.services.redis_link import delete_keys, make_client
 from bench.fdlimit import raise_fd_limit
 from bench.procs import start_fake, start_fastnpc
 from bench.run import parse_args as run_args
@@ -58,10 +58,8 @@ def _schema(url: str, sql: str) -> None:
 
 
 async def _delete_prefix(url: str, prefix: str) -> None:
-    async with coredis.Redis.from_url(url) as client:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(keys)
+    async with make_client(url) as client:
+        await delete_keys(client, prefix)
 
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:

@@ -11,17 +11,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import coredis
 import trio
+
+from app.services.redis_link import delete_keys, make_client
 
 REDIS_URL = os.environ.get("FASTNPC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 async def delete_prefix(url: str, prefix: str) -> None:
-    async with coredis.Redis.from_url(url) as client:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(keys)
+    async with make_client(url) as client:
+        await delete_keys(client, prefix)
 
 
 @asynccontextmanager

@@ -88,6 +88,12 @@ class RedisLink:
         return "ok" if self.up else "unavailable"
 
 
+async def delete_keys(client: coredis.Redis[bytes], prefix: str) -> int:
+    """Delete every key under ``<prefix>:`` (tests and benchmarks clean up after themselves)."""
+    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+    return await client.delete(keys) if keys else 0
+
+
 def make_client(url: str) -> coredis.Redis[bytes]:
     """A coredis client for `url` (bytes replies; short connect timeout so a lost server is
     noticed in about a second)."""
