@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, delete, select, update
+from sqlalchemy import Connection, Row, Select, Table, bindparam, delete, select, update
 
 from .records import Lorebook, LoreEntry, LorePosition
 from .schema import character_lorebooks, group_lorebooks, lorebook_entries, lorebooks
@@ -258,10 +259,15 @@ def _set(conn: Connection, table: Table, owner: str, owner_id: int, ids: Sequenc
 
 
 def _ids(conn: Connection, table: Table, owner: str, owner_id: int) -> list[int]:
-    return list(
-        conn.execute(
-            select(table.c.lorebook_id).where(table.c[owner] == owner_id).order_by(table.c.position)
-        ).scalars()
+    return list(conn.execute(_ids_statement(table, owner), {"owner_id": owner_id}).scalars())
+
+
+@lru_cache(maxsize=4)
+def _ids_statement(table: Table, owner: str) -> Select[Any]:
+    return (
+        select(table.c.lorebook_id)
+        .where(table.c[owner] == bindparam("owner_id"))
+        .order_by(table.c.position)
     )
 
 

@@ -58,6 +58,21 @@ class TreeError(NotFound):
 
 # ---- the conversation row
 
+# statements of the chat hot path, built once (SQLAlchemy's compiled cache is keyed on them)
+_LOCK_CONVERSATION = (
+    select(conversations.c.id, conversations.c.active_leaf_id)
+    .where(conversations.c.id == bindparam("conversation_id"))
+    .with_for_update()
+)
+_ACTIVE_LEAF = select(conversations.c.active_leaf_id).where(
+    conversations.c.id == bindparam("conversation_id")
+)
+_SET_ACTIVE_LEAF = (
+    update(conversations)
+    .where(conversations.c.id == bindparam("conversation_id"))
+    .values(active_leaf_id=bindparam("leaf_id"))
+)
+
 
 def lock_conversation(conn: Connection, conversation_id: int) -> int | None:
     """Lock the conversation row for this transaction; its active leaf id.
@@ -65,11 +80,7 @@ def lock_conversation(conn: Connection, conversation_id: int) -> int | None:
     Raises ``ConstraintViolation`` when the conversation does not exist (as the
     foreign key of a message inserted into it would).
     """
-    row = conn.execute(
-        select(conversations.c.id, conversations.c.active_leaf_id)
-        .where(conversations.c.id == conversation_id)
-        .with_for_update()
-    ).first()
+    row = conn.execute(_LOCK_CONVERSATION, {"conversation_id": conversation_id}).first()
     if row is None:
         raise ConstraintViolation(f"no conversation {conversation_id}")
     leaf: int | None = row.active_leaf_id
@@ -79,18 +90,14 @@ def lock_conversation(conn: Connection, conversation_id: int) -> int | None:
 def active_leaf(conn: Connection, conversation_id: int) -> int | None:
     """The id of the conversation's active leaf (None when it has no messages)."""
     leaf: int | None = conn.execute(
-        select(conversations.c.active_leaf_id).where(conversations.c.id == conversation_id)
+        _ACTIVE_LEAF, {"conversation_id": conversation_id}
     ).scalar_one_or_none()
     return leaf
 
 
 def set_active_leaf(conn: Connection, conversation_id: int, leaf_id: int | None) -> None:
     """Record ``leaf_id`` as the end of the active path (no rank changes)."""
-    conn.execute(
-        update(conversations)
-        .where(conversations.c.id == conversation_id)
-        .values(active_leaf_id=leaf_id)
-    )
+    conn.execute(_SET_ACTIVE_LEAF, {"conversation_id": conversation_id, "leaf_id": leaf_id})
 
 
 # ---- walks
@@ -236,12 +243,19 @@ def sibling_filter(conversation_id: int, parent_id: int | None) -> ColumnElement
     return messages.c.parent_id == parent_id
 
 
-def next_rank(conn: Connection, conversation_id: int, parent_id: int | None) -> int:
-    """A rank above every child of ``parent_id`` (so the next child becomes the active one)."""
-    top = conn.execute(
-        select(func.max(messages.c.active_rank)).where(sibling_filter(conversation_id, parent_id))
-    ).scalar_one_or_none()
-    return 0 if top is None else int(top) + 1
+def sibling_ranks(conn: Connection, conversation_id: int, parent_id: int | None) -> list[int]:
+    """The ``active_rank`` of every child of ``parent_id`` (None: the roots), in any order."""
+    if parent_id is None:
+        found = conn.execute(_ROOT_RANKS, {"conversation_id": conversation_id})
+    else:
+        found = conn.execute(_CHILD_RANKS, {"parent_id": parent_id})
+    return [int(rank) for rank in found.scalars()]
+
+
+_ROOT_RANKS = select(messages.c.active_rank).where(
+    messages.c.conversation_id == bindparam("conversation_id"), messages.c.parent_id.is_(None)
+)
+_CHILD_RANKS = select(messages.c.active_rank).where(messages.c.parent_id == bindparam("parent_id"))
 
 
 def hydrate(conn: Connection, found: Sequence[Row[Any]]) -> list[Message]:
@@ -305,11 +319,15 @@ def children(
 def get_in_conversation(conn: Connection, conversation_id: int, message_id: int) -> Message | None:
     """The message if it belongs to the conversation, else None."""
     row = conn.execute(
-        select(messages).where(
-            messages.c.id == message_id, messages.c.conversation_id == conversation_id
-        )
+        _IN_CONVERSATION, {"message_id": message_id, "conversation_id": conversation_id}
     ).first()
     return hydrate(conn, [row])[0] if row else None
+
+
+_IN_CONVERSATION = select(messages).where(
+    messages.c.id == bindparam("message_id"),
+    messages.c.conversation_id == bindparam("conversation_id"),
+)
 
 
 # ---- changes
@@ -442,12 +460,12 @@ def all_messages(conn: Connection, conversation_id: int) -> list[Message]:
 
 def is_empty(conn: Connection, conversation_id: int) -> bool:
     """Whether the conversation has no messages."""
-    return (
-        conn.execute(
-            select(messages.c.id).where(messages.c.conversation_id == conversation_id).limit(1)
-        ).first()
-        is None
-    )
+    return conn.execute(_ANY_MESSAGE, {"conversation_id": conversation_id}).first() is None
+
+
+_ANY_MESSAGE = (
+    select(messages.c.id).where(messages.c.conversation_id == bindparam("conversation_id")).limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)
