@@ -16,8 +16,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from . import memories, rows, tree
+from .direct import Direct
 from .errors import InvalidReference
-from .records import Message, MessageRole, MessageStatus, Page
+from .records import Message, MessageRole, MessageStatus, Page, Turn
 from .schema import messages
 
 ACTIVE_LEAF: Literal["active_leaf"] = "active_leaf"
@@ -244,6 +245,20 @@ def recent_uncompressed(
     return _uncompressed_suffix(conn, conversation_id, limit=limit, upto=upto)
 
 
+def recent_turns(
+    conn: Connection, conversation_id: int, *, limit: int, upto: int | None = None
+) -> list[Turn]:
+    """`recent_uncompressed` as `Turn`s (role, content, status): what a prompt reads."""
+    return tree.path_turns(
+        conn,
+        conversation_id,
+        tree.active_leaf(conn, conversation_id) if upto is None else upto,
+        halt=_compressed,
+        keep=_uncompressed,
+        limit=limit,
+    )
+
+
 def active_path(conn: Connection, conversation_id: int) -> list[Message]:
     """Every message of the active path, root first (a full walk: exports, maintenance)."""
     return tree.path_messages(conn, conversation_id, tree.active_leaf(conn, conversation_id))
@@ -262,13 +277,13 @@ def count_uncompressed(
     if leaf is None:
         return 0
     walk = tree.walk_up(conversation_id, leaf, halt=_compressed)
-    return int(conn.execute(_count_statement(), walk.params).scalar_one())
+    return int(_count_statement().scalar(conn, walk.params))
 
 
 @lru_cache(maxsize=1)
-def _count_statement() -> Select[Any]:
+def _count_statement() -> Direct:
     up = tree.walk_up(0, 0, halt=_compressed).cte
-    return (
+    return Direct(
         select(func.count())
         .select_from(up)
         .join(messages, messages.c.id == up.c.id)

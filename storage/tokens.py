@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, select, update
 
 from . import rows
+from .direct import Direct
 from .records import User
 from .schema import api_tokens, users
 
@@ -30,7 +31,7 @@ _USER_FOR_TOKEN = (
 )
 
 
-_TOKEN_VALID = (
+_TOKEN_VALID = Direct(
     select(api_tokens.c.user_id)
     .join(users, api_tokens.c.user_id == users.c.id)
     .where(
@@ -56,9 +57,7 @@ def token_user(conn: Connection, token_hash: str, now: datetime) -> tuple[User, 
 
 def token_user_id(conn: Connection, token_hash: str, now: datetime) -> int | None:
     """The id of ``user_for_token``'s user (one indexed lookup, no user columns)."""
-    user_id: int | None = conn.execute(
-        _TOKEN_VALID, {"token_hash": token_hash, "now": now}
-    ).scalar()
+    user_id: int | None = _TOKEN_VALID.scalar(conn, {"token_hash": token_hash, "now": now})
     return user_id
 
 

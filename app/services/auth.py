@@ -103,6 +103,9 @@ class TokenCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def __contains__(self, token_hash: object) -> bool:
+        return token_hash in self._entries
+
 
 class AuthService:
     """Register, log in, resolve and revoke bearer tokens."""
@@ -138,7 +141,9 @@ class AuthService:
     async def _issue(self, user: User) -> str:
         token = secrets.token_urlsafe(32)
         expires = datetime.now(UTC) + self._ttl
-        await self._db.write(tokens.create_token, user.id, hash_token(token), expires)
+        token_hash = hash_token(token)
+        await self._db.write(tokens.create_token, user.id, token_hash, expires)
+        self.cache.put(token_hash, user, expires)  # the usual next step is a chat
         return token
 
     async def register(self, username: str, password: str) -> tuple[User, str]:

@@ -43,7 +43,7 @@ from storage import (
     memories,
     messages,
 )
-from storage.records import Character, Conversation, Lorebook, Memory, Message, Page
+from storage.records import Character, Conversation, Lorebook, Memory, Message, Page, Turn
 
 HISTORY_WINDOW = 200
 
@@ -269,7 +269,7 @@ class PromptContext:
     """What a reply's prompt is built from, read in the transaction that begins it."""
 
     memories: list[Memory]
-    recent: list[Message]  # uncompressed, oldest first, ending with the message answered
+    recent: list[Turn]  # uncompressed, oldest first, ending with the message answered
     lorebooks: list[Lorebook]  # attached to the character, in order
     interlocutor: Interlocutor | None = None  # the user's persona
 
@@ -284,9 +284,9 @@ def _load_context(
     """What a reply's prompt is built from: the active path (or the path up to `upto`)."""
     conversation_id = conversation.id
     if upto is None:  # regenerating a reply that opens the conversation (a greeting)
-        recent: list[Message] = []
+        recent: list[Turn] = []
     else:
-        recent = messages.recent_uncompressed(
+        recent = messages.recent_turns(
             conn, conversation_id, limit=HISTORY_WINDOW, upto=None if upto == "leaf" else upto
         )
     character_id = conversation.character_id or 0

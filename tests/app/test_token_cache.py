@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from app.services.auth import hash_token
 from storage.schema import messages
 from tests.app.harness import (
     Live,
@@ -89,9 +90,10 @@ async def test_revoked_elsewhere_is_refused_by_the_next_chat(
         alice = await first.register("alice", "password123")
         character = await alice.character("Mira")
         on_second = Session(second, alice.token, alice.user)
+        assert hash_token(alice.token) not in second.services.auth.cache  # issued by first
         assert await _chat(on_second, character) == 200  # resolved from the database, cached
         assert await _chat(on_second, character) == 200  # from the cache, confirmed
-        assert len(second.services.auth.cache) == 1
+        assert hash_token(alice.token) in second.services.auth.cache
 
         await REVOCATIONS[how](first, alice)  # the other process revokes
         stored = _user_messages(second)
@@ -108,6 +110,7 @@ async def test_revoked_here_is_refused_by_the_next_chat(
 ) -> None:
     async with live_server(settings_with_admin(db_url, fake.base_url)) as live:
         alice = await live.register("alice", "password123")
+        assert hash_token(alice.token) in live.services.auth.cache  # issued here
         character = await alice.character("Mira")
         assert await _chat(alice, character) == 200
         assert await _chat(alice, character) == 200
@@ -115,7 +118,8 @@ async def test_revoked_here_is_refused_by_the_next_chat(
         await REVOCATIONS[how](live, alice)
         stored = _user_messages(live)
 
-        assert len(live.services.auth.cache) == 0  # this process dropped the entry at once
+        # this process dropped the entry at once
+        assert hash_token(alice.token) not in live.services.auth.cache
         assert await _chat(alice, character) == 401
         assert _user_messages(live) == stored
 
