@@ -75,12 +75,10 @@ class ChatService:
             character, conversation, to_open = await self._db.read(
                 lookup_direct, user_id, character_id
             )
-            if character is not None:
-                # a write only for the first message, or to greet in an empty conversation
-                if conversation is None or to_open:
-                    conversation = await self._db.write(open_direct, user_id, character)
+            if character is not None and conversation is not None and not to_open:
                 return character, conversation
-        raise NotFound("no such character")
+        # a write only for the first message, to greet in an empty conversation, or to 404
+        return await self._db.write(_direct, user_id, character_id)
 
     async def send(self, access: Access, character_id: int | None, content: str) -> Run:
         """One transaction before the LLM call: confirm the token, check the quota, find (or
