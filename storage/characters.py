@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from . import avatars, rows
 from .records import Character, CharacterSettings, CharacterStatus, Source
@@ -102,11 +102,14 @@ def create_character(
     return rows.character(row)
 
 
+_CHARACTER = select(characters).where(
+    characters.c.id == bindparam("id"), characters.c.user_id == bindparam("user_id")
+)
+
+
 def get_character(conn: Connection, user_id: int, character_id: int) -> Character | None:
     """The character if it exists and belongs to ``user_id``, else None."""
-    row = conn.execute(
-        select(characters).where(characters.c.id == character_id, characters.c.user_id == user_id)
-    ).first()
+    row = conn.execute(_CHARACTER, {"id": character_id, "user_id": user_id}).first()
     return rows.character(row) if row else None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from . import rows
 from .inserts import insert_or_ignore
@@ -25,21 +25,23 @@ def get_or_create_direct(conn: Connection, user_id: int, character_id: int) -> C
     return existing
 
 
+_DIRECT = select(conversations).where(
+    conversations.c.user_id == bindparam("user_id"),
+    conversations.c.character_id == bindparam("character_id"),
+    conversations.c.kind == "direct",
+)
+_CONVERSATION = select(conversations).where(conversations.c.id == bindparam("id"))
+
+
 def get_direct(conn: Connection, user_id: int, character_id: int) -> Conversation | None:
     """The user's direct conversation with that character, or None."""
-    row = conn.execute(
-        select(conversations).where(
-            conversations.c.user_id == user_id,
-            conversations.c.character_id == character_id,
-            conversations.c.kind == "direct",
-        )
-    ).first()
+    row = conn.execute(_DIRECT, {"user_id": user_id, "character_id": character_id}).first()
     return rows.conversation(row) if row else None
 
 
 def get_conversation(conn: Connection, conversation_id: int) -> Conversation | None:
     """The conversation with that id, or None."""
-    row = conn.execute(select(conversations).where(conversations.c.id == conversation_id)).first()
+    row = conn.execute(_CONVERSATION, {"id": conversation_id}).first()
     return rows.conversation(row) if row else None
 
 

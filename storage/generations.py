@@ -12,11 +12,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
+from .direct import Direct
 from .inserts import insert_or_ignore
 from .schema import generations
 from .timestamps import utcnow
+
+_DELETE_EXPIRED = Direct(
+    delete(generations).where(
+        generations.c.conversation_id == bindparam("conversation_id"),
+        generations.c.lease_expires_at <= bindparam("now"),
+    )
+)
+_END = Direct(delete(generations).where(generations.c.id == bindparam("generation_id")))
 
 
 def begin_generation(
@@ -26,12 +35,7 @@ def begin_generation(
 
     An expired one (its owner crashed and stopped renewing) is taken over.
     """
-    conn.execute(
-        delete(generations).where(
-            generations.c.conversation_id == conversation_id,
-            generations.c.lease_expires_at <= now,
-        )
-    )
+    _DELETE_EXPIRED.rows(conn, {"conversation_id": conversation_id, "now": now})
     row = insert_or_ignore(
         conn,
         generations,
@@ -123,7 +127,7 @@ def stop_requested(conn: Connection, generation_id: int) -> bool:
 
 def end_generation(conn: Connection, generation_id: int) -> None:
     """Mark the generation finished (frees the conversation); no error if already gone."""
-    conn.execute(delete(generations).where(generations.c.id == generation_id))
+    _END.rows(conn, {"generation_id": generation_id})
 
 
 def active_generation(conn: Connection, conversation_id: int, *, now: datetime) -> int | None:

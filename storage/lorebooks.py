@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, delete, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, delete, select, update
 
+from .direct import Direct
 from .records import Lorebook, LoreEntry, LorePosition
 from .schema import character_lorebooks, group_lorebooks, lorebook_entries, lorebooks
 from .timestamps import utcnow
@@ -258,10 +260,15 @@ def _set(conn: Connection, table: Table, owner: str, owner_id: int, ids: Sequenc
 
 
 def _ids(conn: Connection, table: Table, owner: str, owner_id: int) -> list[int]:
-    return list(
-        conn.execute(
-            select(table.c.lorebook_id).where(table.c[owner] == owner_id).order_by(table.c.position)
-        ).scalars()
+    return [row[0] for row in _ids_statement(table, owner).rows(conn, {"owner_id": owner_id})]
+
+
+@lru_cache(maxsize=4)
+def _ids_statement(table: Table, owner: str) -> Direct:
+    return Direct(
+        select(table.c.lorebook_id)
+        .where(table.c[owner] == bindparam("owner_id"))
+        .order_by(table.c.position)
     )
 
 

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Connection, and_, case, delete, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    case,
+    delete,
+    select,
+    update,
+)
 
 from . import rows, tree
 from .records import Memory, MemoryKind
@@ -35,16 +46,26 @@ def list_memories(
     character's own memories with ``character_id``, or every row with
     ``all_characters=True``.
     """
-    query = select(memories).where(memories.c.conversation_id == conversation_id)
-    if not all_characters:
-        query = query.where(
-            memories.c.character_id.is_(None)
-            if character_id is None
-            else memories.c.character_id == character_id
-        )
+    params: dict[str, int] = {"conversation_id": conversation_id}
+    if all_characters:
+        query = _list_memories_statement("all")
+    elif character_id is None:
+        query = _list_memories_statement("none")
+    else:
+        query = _list_memories_statement("one")
+        params["character_id"] = character_id
+    return [rows.memory(row) for row in conn.execute(query, params)]
+
+
+@lru_cache(maxsize=3)
+def _list_memories_statement(characters: Literal["all", "none", "one"]) -> Select[Any]:
+    query = select(memories).where(memories.c.conversation_id == bindparam("conversation_id"))
+    if characters == "none":
+        query = query.where(memories.c.character_id.is_(None))
+    elif characters == "one":
+        query = query.where(memories.c.character_id == bindparam("character_id"))
     long_term_first = case((memories.c.kind == "long_term", 0), else_=1)
-    result = conn.execute(query.order_by(long_term_first, memories.c.id))
-    return [rows.memory(row) for row in result]
+    return query.order_by(long_term_first, memories.c.id)
 
 
 def apply_compression(
@@ -180,6 +201,20 @@ def summarised_message_ids(conn: Connection, memory_id: int) -> list[int]:
 # ---- memories and the tree
 
 
+_LINKS = (
+    select(
+        memory_messages.c.memory_id,
+        memory_messages.c.message_id,
+        memories.c.created_at,
+        messages.c.id.label("present"),
+        messages.c.edited_at,
+    )
+    .join_from(memory_messages, memories, memories.c.id == memory_messages.c.memory_id)
+    .outerjoin(messages, messages.c.id == memory_messages.c.message_id)
+    .where(memories.c.conversation_id == bindparam("conversation_id"))
+)
+
+
 def stale_memory_ids(conn: Connection, conversation_id: int) -> list[int]:
     """Memories of the conversation that must not be used in prompts, ascending.
 
@@ -188,18 +223,7 @@ def stale_memory_ids(conn: Connection, conversation_id: int) -> list[int]:
     the memory was made. Memories that record no messages (made before
     messages were recorded, or written by a user) are never stale.
     """
-    links = conn.execute(
-        select(
-            memory_messages.c.memory_id,
-            memory_messages.c.message_id,
-            memories.c.created_at,
-            messages.c.id.label("present"),
-            messages.c.edited_at,
-        )
-        .join_from(memory_messages, memories, memories.c.id == memory_messages.c.memory_id)
-        .outerjoin(messages, messages.c.id == memory_messages.c.message_id)
-        .where(memories.c.conversation_id == conversation_id)
-    ).all()
+    links = conn.execute(_LINKS, {"conversation_id": conversation_id}).all()
     if not links:
         return []
     on_path = set(tree.active_path_ids(conn, conversation_id))

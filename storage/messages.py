@@ -6,20 +6,25 @@ child's id is greater than its parent's. See ``storage.tree`` for the tree itsel
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, bindparam, func, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import NamedFromClause
 
-from . import memories, tree
+from . import memories, rows, tree
+from .direct import Direct
 from .errors import InvalidReference
-from .records import Message, MessageRole, MessageStatus, Page
+from .records import Message, MessageRole, MessageStatus, Page, Turn
 from .schema import messages
 
 ACTIVE_LEAF: Literal["active_leaf"] = "active_leaf"
+
+# built once: ``add_message`` runs twice per chat reply
+_INSERT = messages.insert().returning(*messages.c)
 
 
 def add_message(
@@ -52,6 +57,8 @@ def add_message(
     if explicit and parent is not None:
         if tree.get_in_conversation(conn, conversation_id, parent) is None:
             raise tree.TreeError(f"message {parent} is not in conversation {conversation_id}")
+    # the siblings give the new rank and, the new id being the largest, its position
+    ranks = tree.sibling_ranks(conn, conversation_id, parent)
     values: dict[str, Any] = {
         "conversation_id": conversation_id,
         "role": role,
@@ -59,20 +66,20 @@ def add_message(
         "character_id": character_id,
         "status": status,
         "parent_id": parent,
-        "active_rank": tree.next_rank(conn, conversation_id, parent),
+        "active_rank": max(ranks) + 1 if ranks else 0,
         "model": model,
         "edited_at": edited_at,
     }
     if created_at is not None:
         values["created_at"] = created_at
-    row = conn.execute(messages.insert().values(**values).returning(*messages.c)).one()
+    row = conn.execute(_INSERT, values).one()
     if explicit and parent is not None and parent != leaf:
         tree.promote(conn, conversation_id, parent)
     tree.set_active_leaf(conn, conversation_id, row.id)
     if explicit and parent != leaf:
         # the active path changed: memories of the path left behind stop counting
         memories.invalidate_stale(conn, conversation_id)
-    return tree.hydrate(conn, [row])[0]
+    return replace(rows.message(row), sibling_index=len(ranks), sibling_count=len(ranks) + 1)
 
 
 def find_message(
@@ -85,20 +92,35 @@ def find_message(
     content: str,
 ) -> Message | None:
     """The message stored with exactly these attributes, or None (for idempotent replays)."""
-    row = conn.execute(
+    params = {
+        "conversation_id": conversation_id,
+        "role": role,
+        "created_at": created_at,
+        "content": content,
+    }
+    if character_id is None:
+        row = conn.execute(_FIND_WITHOUT_CHARACTER, params).first()
+    else:
+        row = conn.execute(_FIND_WITH_CHARACTER, params | {"character_id": character_id}).first()
+    return tree.hydrate(conn, [row])[0] if row else None
+
+
+def _find(*character: ColumnElement[bool]) -> Select[Any]:
+    return (
         select(messages)
         .where(
-            messages.c.conversation_id == conversation_id,
-            messages.c.role == role,
-            messages.c.character_id.is_(None)
-            if character_id is None
-            else messages.c.character_id == character_id,
-            messages.c.created_at == created_at,
-            messages.c.content == content,
+            messages.c.conversation_id == bindparam("conversation_id"),
+            messages.c.role == bindparam("role"),
+            *character,
+            messages.c.created_at == bindparam("created_at"),
+            messages.c.content == bindparam("content"),
         )
         .limit(1)
-    ).first()
-    return tree.hydrate(conn, [row])[0] if row else None
+    )
+
+
+_FIND_WITHOUT_CHARACTER = _find(messages.c.character_id.is_(None))
+_FIND_WITH_CHARACTER = _find(messages.c.character_id == bindparam("character_id"))
 
 
 def get_message(conn: Connection, message_id: int) -> Message | None:
@@ -223,24 +245,45 @@ def recent_uncompressed(
     return _uncompressed_suffix(conn, conversation_id, limit=limit, upto=upto)
 
 
+def recent_turns(
+    conn: Connection, conversation_id: int, *, limit: int, upto: int | None = None
+) -> list[Turn]:
+    """`recent_uncompressed` as `Turn`s (role, content, status): what a prompt reads."""
+    return tree.path_turns(
+        conn,
+        conversation_id,
+        tree.active_leaf(conn, conversation_id) if upto is None else upto,
+        halt=_compressed,
+        keep=_uncompressed,
+        limit=limit,
+    )
+
+
 def active_path(conn: Connection, conversation_id: int) -> list[Message]:
     """Every message of the active path, root first (a full walk: exports, maintenance)."""
     return tree.path_messages(conn, conversation_id, tree.active_leaf(conn, conversation_id))
 
 
-def count_uncompressed(conn: Connection, conversation_id: int) -> int:
-    """How many messages of the active path are not yet compressed."""
-    leaf = tree.active_leaf(conn, conversation_id)
+def count_uncompressed(
+    conn: Connection,
+    conversation_id: int,
+    *,
+    leaf: int | None | Literal["active_leaf"] = ACTIVE_LEAF,
+) -> int:
+    """How many messages of the active path are not yet compressed (``leaf``: the active
+    leaf's id when the caller knows it, e.g. the message it just added)."""
+    if leaf == ACTIVE_LEAF:
+        leaf = tree.active_leaf(conn, conversation_id)
     if leaf is None:
         return 0
     walk = tree.walk_up(conversation_id, leaf, halt=_compressed)
-    return int(conn.execute(_count_statement(), walk.params).scalar_one())
+    return int(_count_statement().scalar(conn, walk.params))
 
 
 @lru_cache(maxsize=1)
-def _count_statement() -> Select[Any]:
+def _count_statement() -> Direct:
     up = tree.walk_up(0, 0, halt=_compressed).cte
-    return (
+    return Direct(
         select(func.count())
         .select_from(up)
         .join(messages, messages.c.id == up.c.id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from .inserts import insert_or_ignore
 from .records import Persona
@@ -15,9 +15,12 @@ from .unchanged import UNCHANGED
 __all__ = ["UNCHANGED", "get_persona", "set_persona"]
 
 
+_PERSONA = select(personas).where(personas.c.user_id == bindparam("user_id"))
+
+
 def get_persona(conn: Connection, user_id: int) -> Persona:
     """The user's persona (empty if never set)."""
-    row = conn.execute(select(personas).where(personas.c.user_id == user_id)).first()
+    row = conn.execute(_PERSONA, {"user_id": user_id}).first()
     if row is None:
         return Persona()
     return Persona(name=row.name, description=row.description)

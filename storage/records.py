@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 MessageRole = Literal["user", "assistant"]
 MessageStatus = Literal["complete", "interrupted", "error", "streaming"]
@@ -100,6 +100,14 @@ class Conversation:
     character_id: int | None  # direct conversations
     group_id: int | None  # group conversations
     created_at: datetime
+
+
+class Turn(NamedTuple):
+    """What a prompt reads of a message: role, text and status (no record per message)."""
+
+    role: MessageRole
+    content: str
+    status: MessageStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from . import rows
+from .direct import Direct
 from .records import User
 from .schema import api_tokens, users
 
@@ -18,19 +19,46 @@ def create_token(conn: Connection, user_id: int, token_hash: str, expires_at: da
     )
 
 
+_USER_FOR_TOKEN = (
+    select(users, api_tokens.c.expires_at)
+    .join(api_tokens, api_tokens.c.user_id == users.c.id)
+    .where(
+        api_tokens.c.token_hash == bindparam("token_hash"),
+        api_tokens.c.revoked.is_(False),
+        api_tokens.c.expires_at > bindparam("now"),
+        users.c.disabled.is_(False),
+    )
+)
+
+
+_TOKEN_VALID = Direct(
+    select(api_tokens.c.user_id)
+    .join(users, api_tokens.c.user_id == users.c.id)
+    .where(
+        api_tokens.c.token_hash == bindparam("token_hash"),
+        api_tokens.c.revoked.is_(False),
+        api_tokens.c.expires_at > bindparam("now"),
+        users.c.disabled.is_(False),
+    )
+)
+
+
 def user_for_token(conn: Connection, token_hash: str, now: datetime) -> User | None:
     """The token's user, or None if unknown, revoked, expired (at ``now``) or user disabled."""
-    row = conn.execute(
-        select(users)
-        .join(api_tokens, api_tokens.c.user_id == users.c.id)
-        .where(
-            api_tokens.c.token_hash == token_hash,
-            api_tokens.c.revoked.is_(False),
-            api_tokens.c.expires_at > now,
-            users.c.disabled.is_(False),
-        )
-    ).first()
-    return rows.user(row) if row else None
+    found = token_user(conn, token_hash, now)
+    return None if found is None else found[0]
+
+
+def token_user(conn: Connection, token_hash: str, now: datetime) -> tuple[User, datetime] | None:
+    """``user_for_token`` and the token's expiry."""
+    row = conn.execute(_USER_FOR_TOKEN, {"token_hash": token_hash, "now": now}).first()
+    return None if row is None else (rows.user(row), row.expires_at)
+
+
+def token_user_id(conn: Connection, token_hash: str, now: datetime) -> int | None:
+    """The id of ``user_for_token``'s user (one indexed lookup, no user columns)."""
+    user_id: int | None = _TOKEN_VALID.scalar(conn, {"token_hash": token_hash, "now": now})
+    return user_id
 
 
 def revoke_token(conn: Connection, token_hash: str) -> None:

@@ -42,8 +42,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import NamedFromClause
 
 from . import rows
+from .direct import Direct
 from .errors import ConstraintViolation, NotFound, StorageError
-from .records import Message, MessageRole, MessageStatus
+from .records import Message, MessageRole, MessageStatus, Turn
 from .schema import conversations, messages
 
 Halt = Callable[[NamedFromClause], ColumnElement[bool]]
@@ -58,6 +59,24 @@ class TreeError(NotFound):
 
 # ---- the conversation row
 
+# statements of the chat hot path, built once (SQLAlchemy's compiled cache is keyed on them)
+# (integer results: run on the driver's cursor, see ``storage.direct``)
+_LOCK_CONVERSATION = Direct(
+    select(conversations.c.id, conversations.c.active_leaf_id)
+    .where(conversations.c.id == bindparam("conversation_id"))
+    .with_for_update()
+)
+_ACTIVE_LEAF = Direct(
+    select(conversations.c.active_leaf_id).where(
+        conversations.c.id == bindparam("conversation_id")
+    )
+)
+_SET_ACTIVE_LEAF = Direct(
+    update(conversations)
+    .where(conversations.c.id == bindparam("conversation_id"))
+    .values(active_leaf_id=bindparam("leaf_id"))
+)
+
 
 def lock_conversation(conn: Connection, conversation_id: int) -> int | None:
     """Lock the conversation row for this transaction; its active leaf id.
@@ -65,32 +84,22 @@ def lock_conversation(conn: Connection, conversation_id: int) -> int | None:
     Raises ``ConstraintViolation`` when the conversation does not exist (as the
     foreign key of a message inserted into it would).
     """
-    row = conn.execute(
-        select(conversations.c.id, conversations.c.active_leaf_id)
-        .where(conversations.c.id == conversation_id)
-        .with_for_update()
-    ).first()
-    if row is None:
+    found = _LOCK_CONVERSATION.rows(conn, {"conversation_id": conversation_id})
+    if not found:
         raise ConstraintViolation(f"no conversation {conversation_id}")
-    leaf: int | None = row.active_leaf_id
+    leaf: int | None = found[0][1]
     return leaf
 
 
 def active_leaf(conn: Connection, conversation_id: int) -> int | None:
     """The id of the conversation's active leaf (None when it has no messages)."""
-    leaf: int | None = conn.execute(
-        select(conversations.c.active_leaf_id).where(conversations.c.id == conversation_id)
-    ).scalar_one_or_none()
+    leaf: int | None = _ACTIVE_LEAF.scalar(conn, {"conversation_id": conversation_id})
     return leaf
 
 
 def set_active_leaf(conn: Connection, conversation_id: int, leaf_id: int | None) -> None:
     """Record ``leaf_id`` as the end of the active path (no rank changes)."""
-    conn.execute(
-        update(conversations)
-        .where(conversations.c.id == conversation_id)
-        .values(active_leaf_id=leaf_id)
-    )
+    _SET_ACTIVE_LEAF.rows(conn, {"conversation_id": conversation_id, "leaf_id": leaf_id})
 
 
 # ---- walks
@@ -182,10 +191,34 @@ def path_messages(
     return hydrate(conn, list(reversed(found)))
 
 
+def path_turns(
+    conn: Connection,
+    conversation_id: int,
+    start_id: int | None,
+    *,
+    halt: Halt | None = None,
+    keep: Halt | None = None,
+    limit: int | None = None,
+) -> list[Turn]:
+    """`path_messages` as the `Turn`s a prompt reads: three columns, no record or sibling
+    positions per message (a prompt walks up to hundreds of them on every reply)."""
+    if start_id is None:
+        return []
+    walk = walk_up(conversation_id, start_id, halt=halt)
+    params: dict[str, int] = dict(walk.params)
+    if limit is not None:
+        params["walk_limit"] = limit
+    found = conn.execute(_path_statement(halt, keep, limit is not None, turns=True), params)
+    return [Turn(*row) for row in reversed(found.all())]
+
+
 @lru_cache(maxsize=64)
-def _path_statement(halt: Halt | None, keep: Halt | None, limited: bool) -> Select[Any]:
+def _path_statement(
+    halt: Halt | None, keep: Halt | None, limited: bool, *, turns: bool = False
+) -> Select[Any]:
     up = _walk_up_cte(halt)
-    query = select(messages).join_from(up, messages, messages.c.id == up.c.id)
+    columns = (messages.c.role, messages.c.content, messages.c.status) if turns else (messages,)
+    query = select(*columns).join_from(up, messages, messages.c.id == up.c.id)
     if keep is not None:
         query = query.where(keep(messages))
     query = query.order_by(up.c.n)
@@ -236,12 +269,24 @@ def sibling_filter(conversation_id: int, parent_id: int | None) -> ColumnElement
     return messages.c.parent_id == parent_id
 
 
-def next_rank(conn: Connection, conversation_id: int, parent_id: int | None) -> int:
-    """A rank above every child of ``parent_id`` (so the next child becomes the active one)."""
-    top = conn.execute(
-        select(func.max(messages.c.active_rank)).where(sibling_filter(conversation_id, parent_id))
-    ).scalar_one_or_none()
-    return 0 if top is None else int(top) + 1
+def sibling_ranks(conn: Connection, conversation_id: int, parent_id: int | None) -> list[int]:
+    """The ``active_rank`` of every child of ``parent_id`` (None: the roots), in any order."""
+    if parent_id is None:
+        found = _ROOT_RANKS.rows(conn, {"conversation_id": conversation_id})
+    else:
+        found = _CHILD_RANKS.rows(conn, {"parent_id": parent_id})
+    return [int(row[0]) for row in found]
+
+
+_ROOT_RANKS = Direct(
+    select(messages.c.active_rank).where(
+        messages.c.conversation_id == bindparam("conversation_id"),
+        messages.c.parent_id.is_(None),
+    )
+)
+_CHILD_RANKS = Direct(
+    select(messages.c.active_rank).where(messages.c.parent_id == bindparam("parent_id"))
+)
 
 
 def hydrate(conn: Connection, found: Sequence[Row[Any]]) -> list[Message]:
@@ -305,11 +350,15 @@ def children(
 def get_in_conversation(conn: Connection, conversation_id: int, message_id: int) -> Message | None:
     """The message if it belongs to the conversation, else None."""
     row = conn.execute(
-        select(messages).where(
-            messages.c.id == message_id, messages.c.conversation_id == conversation_id
-        )
+        _IN_CONVERSATION, {"message_id": message_id, "conversation_id": conversation_id}
     ).first()
     return hydrate(conn, [row])[0] if row else None
+
+
+_IN_CONVERSATION = select(messages).where(
+    messages.c.id == bindparam("message_id"),
+    messages.c.conversation_id == bindparam("conversation_id"),
+)
 
 
 # ---- changes
@@ -442,12 +491,12 @@ def all_messages(conn: Connection, conversation_id: int) -> list[Message]:
 
 def is_empty(conn: Connection, conversation_id: int) -> bool:
     """Whether the conversation has no messages."""
-    return (
-        conn.execute(
-            select(messages.c.id).where(messages.c.conversation_id == conversation_id).limit(1)
-        ).first()
-        is None
-    )
+    return conn.execute(_ANY_MESSAGE, {"conversation_id": conversation_id}).first() is None
+
+
+_ANY_MESSAGE = (
+    select(messages.c.id).where(messages.c.conversation_id == bindparam("conversation_id")).limit(1)
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Executable, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -50,19 +51,23 @@ def record_usage(
         "completion_tokens": completion_tokens,
         "cost": cost,
     }
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-    stmt = insert(usage_daily).values(values)
+    conn.execute(_upsert(conn.dialect.name), values)
+
+
+@lru_cache(maxsize=2)
+def _upsert(dialect: str) -> Executable:
+    """The (day, model) upsert, built once per dialect (it runs after every LLM call)."""
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    stmt = insert(usage_daily)
     excluded = stmt.excluded
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=_KEY,
-            set_={
-                "calls": usage_daily.c.calls + excluded.calls,
-                "prompt_tokens": usage_daily.c.prompt_tokens + excluded.prompt_tokens,
-                "completion_tokens": usage_daily.c.completion_tokens + excluded.completion_tokens,
-                "cost": usage_daily.c.cost + excluded.cost,
-            },
-        )
+    return stmt.on_conflict_do_update(
+        index_elements=_KEY,
+        set_={
+            "calls": usage_daily.c.calls + excluded.calls,
+            "prompt_tokens": usage_daily.c.prompt_tokens + excluded.prompt_tokens,
+            "completion_tokens": usage_daily.c.completion_tokens + excluded.completion_tokens,
+            "cost": usage_daily.c.cost + excluded.cost,
+        },
     )
 
 

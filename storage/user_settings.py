@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from .inserts import insert_or_ignore
 from .records import Language
@@ -23,9 +23,12 @@ class UserSettings:
     monthly_token_quota: int | None = None  # tokens per calendar month (UTC); None: no limit
 
 
+_SETTINGS = select(user_settings).where(user_settings.c.user_id == bindparam("user_id"))
+
+
 def get_settings(conn: Connection, user_id: int) -> UserSettings:
     """The user's settings (all None if never set)."""
-    row = conn.execute(select(user_settings).where(user_settings.c.user_id == user_id)).first()
+    row = conn.execute(_SETTINGS, {"user_id": user_id}).first()
     if row is None:
         return UserSettings()
     return UserSettings(row.language, row.default_model, row.monthly_token_quota)

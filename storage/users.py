@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, case, delete, func, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, case, delete, func, or_, select, update
 
 from . import avatars, rows
 from .errors import LastAdmin, UsernameTaken
@@ -45,9 +45,12 @@ def create_user(
     return rows.user(row)
 
 
+_USER = select(users).where(users.c.id == bindparam("id"))
+
+
 def get_user(conn: Connection, user_id: int) -> User | None:
     """The user with that id, or None."""
-    row = conn.execute(select(users).where(users.c.id == user_id)).first()
+    row = conn.execute(_USER, {"id": user_id}).first()
     return rows.user(row) if row else None
 
 

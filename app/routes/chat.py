@@ -9,7 +9,9 @@ from quart_schema import document_response, validate_querystring, validate_reque
 from app.openapi import LLM_ERRORS, errors, follows, no_content_response, streams
 from app.routes.common import (
     authenticated,
+    authenticated_cached,
     before_id,
+    current_access,
     current_user,
     follow_response,
     no_content,
@@ -33,16 +35,16 @@ bp = Blueprint("chat", __name__, url_prefix="/api/characters/<character_id>/chat
 
 
 @bp.post("")
-@authenticated
+@authenticated_cached
 @rate_limited
 @validate_request(ChatIn)
 @document_response(ChatOut)
-@errors(400, 404, 413, *LLM_ERRORS)
+@errors(400, 404, 413, 429, *LLM_ERRORS)
 @streams
-@quota_checked
 async def send(character_id: str, data: ChatIn) -> ResponseReturnValue:
     """[stream] Send a message; `user_message`, `delta`…, `reply`, `done`."""
-    run = await services().chat.send(current_user().id, parse_id(character_id), data.content)
+    # the token is confirmed and the quota checked in the service's first transaction
+    run = await services().chat.send(current_access(), parse_id(character_id), data.content)
     return await run_response(run, dict)
 
 

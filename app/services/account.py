@@ -29,6 +29,7 @@ class AccountService:
             await self._db.write(users.delete_user, user_id)
         except LastAdmin:
             raise Conflict("the last enabled admin cannot delete their account") from None
+        self._auth.cache.forget_user(user_id)
 
     async def settings(self, user_id: int) -> UserSettings:
         return await self._db.read(user_settings.get_settings, user_id)

@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 import llm
 from app.errors import Conflict, NotFound
+from app.services.auth import TokenCache
 from app.services.memory import MemoryService
 from app.services.runs import RunRegistry
 from storage import Database, LastAdmin, stats, user_settings, users
@@ -25,8 +26,10 @@ class AdminService:
         metrics: llm.LLMMetrics,
         runs: RunRegistry,
         memory: MemoryService,
+        tokens: TokenCache,
     ) -> None:
         self._db = db
+        self._tokens = tokens
         self._limiter = limiter
         self._metrics = metrics
         self._runs = runs
@@ -66,6 +69,7 @@ class AdminService:
                 raise Conflict(str(exc)) from None
         if result is None:
             raise NotFound("no such user")
+        self._tokens.forget_user(result[0].id)  # disabled, or no longer (or newly) an admin
         return result
 
     async def stats(self) -> Counts:

@@ -8,6 +8,7 @@ server processes, and `/chat/stop` works from any process through the stop flag.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import Connection
@@ -15,6 +16,7 @@ from sqlalchemy import Connection
 import llm
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.services import memory_rank
+from app.services.auth import Access
 from app.services.character_llm import reply_options
 from app.services.conversation_tree import message_in
 from app.services.lifecycle import (
@@ -26,11 +28,12 @@ from app.services.lifecycle import (
 )
 from app.services.lore_activation import select_lore
 from app.services.memory import MemoryService
-from app.services.opening import Interlocutor, interlocutor_of, lookup_direct, open_direct
+from app.services.opening import Interlocutor, interlocutor, lookup_direct, open_direct
 from app.services.prompts import build_prompt, character_system_prompt, direct_history
 from app.services.replies import stream_reply
 from app.services.runs import Run
 from app.services.snapshots import PromptSnapshots
+from app.services.usage import deferred_usage, quota_exceeded
 from app.views import message_view
 from storage import (
     Database,
@@ -40,7 +43,7 @@ from storage import (
     memories,
     messages,
 )
-from storage.records import Character, Conversation, Lorebook, Memory, Message, Page
+from storage.records import Character, Conversation, Lorebook, Memory, Message, Page, Turn
 
 HISTORY_WINDOW = 200
 
@@ -72,12 +75,10 @@ class ChatService:
             character, conversation, to_open = await self._db.read(
                 lookup_direct, user_id, character_id
             )
-            if character is not None:
-                # a write only for the first message, or to greet in an empty conversation
-                if conversation is None or to_open:
-                    conversation = await self._db.write(open_direct, user_id, character)
+            if character is not None and conversation is not None and not to_open:
                 return character, conversation
-        raise NotFound("no such character")
+        # a write only for the first message, to greet in an empty conversation, or to 404
+        return await self._db.write(_direct, user_id, character_id)
 
     async def conversation_id(self, user_id: int, character_id: int | None) -> int | None:
         """The id of the user's conversation with the character (None before its first use);
@@ -88,15 +89,28 @@ class ChatService:
                 return None if conversation is None else conversation.id
         raise NotFound("no such character")
 
-    async def send(self, user_id: int, character_id: int | None, content: str) -> Run:
-        character, conversation = await self._conversation(user_id, character_id)
+    async def send(self, access: Access, character_id: int | None, content: str) -> Run:
+        """One transaction before the LLM call: confirm the token, check the quota, find (or
+        open) the conversation, claim its generation, store the user message, read the
+        prompt's context."""
+        user_id = access.user.id
 
-        def prepare(conn: Connection) -> tuple[Message, PromptContext]:
+        def locate(conn: Connection) -> tuple[int, tuple[Character, Conversation]]:
+            _admit(conn, access)
+            character, conversation = _direct(conn, user_id, character_id)
+            return conversation.id, (character, conversation)
+
+        def prepare(
+            conn: Connection, located: tuple[Character, Conversation]
+        ) -> tuple[Message, PromptContext]:
+            conversation = located[1]
             user_message = messages.add_message(conn, conversation.id, "user", content)
-            return user_message, _load_context(conn, conversation, budget=self._budget)
+            return user_message, _load_context(
+                conn, conversation, upto=user_message.id, budget=self._budget
+            )
 
-        claim = await self._lifecycle.claim(conversation.id, prepare, busy=_in_progress())
-        user_message, context = claim.prepared
+        claim = await self._lifecycle.claim_located(locate, prepare, busy=_in_progress())
+        (character, _), (user_message, context) = claim.prepared
         return await self._start(user_id, character, claim, context, user_message=user_message)
 
     async def regenerate(
@@ -173,15 +187,16 @@ class ChatService:
                 run.publish("user_message", user_view)
             if lore_ids:
                 run.publish("lore", {"entry_ids": lore_ids})
-            outcome = await stream_reply(
-                self._client,
-                run,
-                prompt,
-                user=str(user_id),
-                tag={},
-                cancel_scope=run.cancel_scope,
-                options=options,
-            )
+            with deferred_usage() as spent:  # written by the save below
+                outcome = await stream_reply(
+                    self._client,
+                    run,
+                    prompt,
+                    user=str(user_id),
+                    tag={},
+                    cancel_scope=run.cancel_scope,
+                    options=options,
+                )
             pending = []
             if outcome.status == "complete" or outcome.text:
                 pending.append(
@@ -196,11 +211,15 @@ class ChatService:
                     )
                 )
 
-            def finish(conn: Connection) -> int:
-                if pending and self._snapshots is not None:
+            def finish(conn: Connection, stored: list[Message]) -> int:
+                spent.store(conn)
+                if not stored:
+                    return messages.count_uncompressed(conn, conversation_id)
+                reply = stored[-1]  # the reply just added, now the active leaf
+                if self._snapshots is not None:
                     model = self._client.settings.model
-                    self._snapshots.record_latest_reply(conn, conversation_id, prompt, model)
-                return messages.count_uncompressed(conn, conversation_id)
+                    self._snapshots.record_prompt(conn, reply.id, prompt, model)
+                return messages.count_uncompressed(conn, conversation_id, leaf=reply.id)
 
             saved = await generation.save(pending, end=True, extra=finish)
             reply_view = message_view(saved.messages[0]) if saved.messages else None
@@ -264,7 +283,7 @@ class PromptContext:
     """What a reply's prompt is built from, read in the transaction that begins it."""
 
     memories: list[Memory]
-    recent: list[Message]  # uncompressed, oldest first, ending with the message answered
+    recent: list[Turn]  # uncompressed, oldest first, ending with the message answered
     lorebooks: list[Lorebook]  # attached to the character, in order
     interlocutor: Interlocutor | None = None  # the user's persona
 
@@ -279,9 +298,9 @@ def _load_context(
     """What a reply's prompt is built from: the active path (or the path up to `upto`)."""
     conversation_id = conversation.id
     if upto is None:  # regenerating a reply that opens the conversation (a greeting)
-        recent: list[Message] = []
+        recent: list[Turn] = []
     else:
-        recent = messages.recent_uncompressed(
+        recent = messages.recent_turns(
             conn, conversation_id, limit=HISTORY_WINDOW, upto=None if upto == "leaf" else upto
         )
     character_id = conversation.character_id or 0
@@ -291,12 +310,31 @@ def _load_context(
     chosen = memory_rank.for_prompt(
         memories.list_valid_memories(conn, conversation_id), query, prompt_budget=budget
     )
-    return PromptContext(
-        chosen,
-        recent,
-        books,
-        interlocutor_of(conn, conversation_id),
-    )
+    return PromptContext(chosen, recent, books, interlocutor(conn, conversation.user_id))
+
+
+def _admit(conn: Connection, access: Access) -> None:
+    """Inside the first transaction of a request: 401 for a token revoked meanwhile, 429 for
+    a used-up quota (what `authenticated` and `quota_checked` check before other routes)."""
+    now = datetime.now(UTC)
+    access.confirm(conn, now)
+    exceeded = quota_exceeded(conn, access.user.id, now)
+    if exceeded is not None:
+        raise exceeded
+
+
+def _direct(
+    conn: Connection, user_id: int, character_id: int | None
+) -> tuple[Character, Conversation]:
+    """Inside a write transaction: the user's character and their conversation, opened (and
+    greeted) when needed; 404 for a character that is not theirs."""
+    if character_id is not None:
+        character, conversation, to_open = lookup_direct(conn, user_id, character_id)
+        if character is not None:
+            if conversation is None or to_open:
+                conversation = open_direct(conn, user_id, character)
+            return character, conversation
+    raise NotFound("no such character")
 
 
 def _assistant_target(conn: Connection, conversation_id: int, message_id: int | None) -> Message:

@@ -207,7 +207,7 @@ async def run_services(
             groups=GroupService(
                 db, client, lifecycle, memory, prompt_budget=settings.prompt_token_budget
             ),
-            admin=AdminService(db, limiter, metrics, runs, memory),
+            admin=AdminService(db, limiter, metrics, runs, memory, auth.cache),
             personas=PersonaService(db),
             cards=CardService(db, character_service, runs),
             tree=ConversationTreeService(db, memory),

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+L = TypeVar("L")
 
 
 @dataclass(frozen=True)
@@ -75,18 +76,19 @@ class Generation:
         pending: Sequence[PendingMessage],
         *,
         end: bool = False,
-        extra: Callable[[Connection], T] | None = None,
+        extra: Callable[[Connection, list[Message]], T] | None = None,
     ) -> Saved[T]:
-        """Store `pending` (and run `extra`) in one transaction, ending the generation row
-        too when `end`. Survives cancellation (bounded). If the database is unavailable the
-        messages are spooled and saved later: the result is `kept`."""
+        """Store `pending` (and run `extra` with the stored messages) in one transaction,
+        ending the generation row too when `end`. Survives cancellation (bounded). If the
+        database is unavailable the messages are spooled and saved later: the result is
+        `kept`."""
         if self.ended:
             raise RuntimeError("the generation has already ended")
         entry = SpoolEntry(list(pending), self.generation_id if end else None)
 
         def transaction(conn: Connection) -> tuple[list[Message], T | None]:
-            stored = store_entry(conn, entry)
-            return stored, None if extra is None else extra(conn)
+            stored = store_entry(conn, entry, replay=False)
+            return stored, None if extra is None else extra(conn, stored)
 
         try:
             with shielded_save():
@@ -177,13 +179,31 @@ class GenerationLifecycle:
         (store the user message, read the prompt's context). `busy` is raised while another
         generation runs; an error from `prepare` rolls the claim back."""
 
-        def begin(conn: Connection) -> tuple[int, T] | None:
+        claim = await self.claim_located(
+            lambda _: (conversation_id, None), lambda conn, _: prepare(conn), busy=busy
+        )
+        return Claim(claim.generation_id, conversation_id, claim.prepared[1])
+
+    async def claim_located(
+        self,
+        locate: Callable[[Connection], tuple[int, L]],
+        prepare: Callable[[Connection, L], T],
+        *,
+        busy: Conflict,
+    ) -> Claim[tuple[L, T]]:
+        """`claim` when the conversation is found in the same transaction: `locate` returns
+        its id and what it found (e.g. after checking the caller may use it; an error rolls
+        everything back), `prepare` then runs with what was found. What `locate` wrote stays
+        when the conversation is busy."""
+
+        def begin(conn: Connection) -> tuple[int, tuple[int, tuple[L, T]] | None]:
+            conversation_id, located = locate(conn)
             generation_id = self.tracker.begin(conn, conversation_id)
             if generation_id is None:
-                return None
-            return generation_id, prepare(conn)
+                return conversation_id, None
+            return conversation_id, (generation_id, (located, prepare(conn, located)))
 
-        begun = await self.db.write(begin)
+        conversation_id, begun = await self.db.write(begin)
         if begun is None:
             raise busy
         return Claim(begun[0], conversation_id, begun[1])

@@ -40,14 +40,6 @@ def interlocutor(conn: Connection, user_id: int) -> Interlocutor:
     return Interlocutor(display_name(persona, user), persona.description)
 
 
-def interlocutor_of(conn: Connection, conversation_id: int) -> Interlocutor:
-    """`interlocutor` of the user who owns the conversation."""
-    conversation = conversations.get_conversation(conn, conversation_id)
-    if conversation is None:
-        return Interlocutor("")
-    return interlocutor(conn, conversation.user_id)
-
-
 def lookup_direct(
     conn: Connection, user_id: int, character_id: int
 ) -> tuple[Character | None, Conversation | None, bool]:

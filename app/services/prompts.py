@@ -14,7 +14,7 @@ from app.services.greetings import character_language, expand_macros
 from app.services.opening import Interlocutor
 from app.services.prompt_texts import EN, PromptTexts, text_language, texts_for
 from llm import ChatMessage
-from storage.records import Character, Language, LoreEntry, Memory, Message
+from storage.records import Character, Language, LoreEntry, Memory, Message, Turn
 
 if TYPE_CHECKING:
     from app.services.lore_activation import LoreSelection
@@ -88,7 +88,7 @@ def _role(role: str) -> Any:
     return "assistant" if role == "assistant" else "user"
 
 
-def direct_history(messages: Sequence[Message]) -> list[tuple[str, str]]:
+def direct_history(messages: Sequence[Message | Turn]) -> list[tuple[str, str]]:
     """One-to-one history as the model sees it (failed replies are left out)."""
     return [(m.role, m.content) for m in messages if m.status != "error"]
 

@@ -13,7 +13,7 @@ import trio
 from sqlalchemy import Connection
 
 from app.errors import NotFound
-from storage import Database, StorageError, messages, prompt_snapshots
+from storage import Database, StorageError, prompt_snapshots
 from storage.prompt_snapshots import PromptSnapshot
 
 log = logging.getLogger(__name__)
@@ -39,21 +39,6 @@ class PromptSnapshots:
         Call inside the transaction that saves the message."""
         if self.days > 0:
             prompt_snapshots.record_prompt(conn, message_id, prompt, model)
-
-    def record_latest_reply(
-        self,
-        conn: Connection,
-        conversation_id: int,
-        prompt: Sequence[Mapping[str, Any]],
-        model: str,
-    ) -> None:
-        """``record_prompt`` for the newest assistant message of the conversation (the reply
-        just stored in this transaction)."""
-        if self.days <= 0:
-            return
-        reply = messages.last_assistant_message(conn, conversation_id)
-        if reply is not None:
-            prompt_snapshots.record_prompt(conn, reply.id, prompt, model)
 
     def _cutoff(self) -> datetime:
         return datetime.now(UTC) - timedelta(days=self.days)

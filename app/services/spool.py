@@ -84,12 +84,13 @@ class SpoolEntry:
         )
 
 
-def store_entry(conn: Connection, entry: SpoolEntry) -> list[Message]:
+def store_entry(conn: Connection, entry: SpoolEntry, *, replay: bool = True) -> list[Message]:
     """Inside a write transaction: store the entry's messages (skipping any already stored)
-    and end its generation row."""
+    and end its generation row. ``replay=False`` for the first attempt, which cannot find
+    its messages stored yet (they are stamped just before it): no lookup."""
     stored = []
     for m in entry.messages:
-        existing = messages.find_message(
+        existing = replay and messages.find_message(
             conn,
             m.conversation_id,
             role=m.role,

@@ -95,6 +95,10 @@ async def test_uncompressed_windows_and_lookups(db: Database) -> None:
     assert await db.read(messages.count_uncompressed, conv.id) == 6
     recent = await db.read(messages.recent_uncompressed, conv.id, limit=4)
     assert [m.id for m in recent] == ids[2:]
+    turns = await db.read(messages.recent_turns, conv.id, limit=4)
+    assert turns == [(m.role, m.content, m.status) for m in recent]
+    upto = await db.read(messages.recent_turns, conv.id, limit=9, upto=ids[2])
+    assert [t.content for t in upto] == ["m0", "m1", "m2"]
     oldest = await db.read(messages.oldest_uncompressed, conv.id, keep_recent=2)
     assert [m.id for m in oldest] == ids[:4]
     assert await db.read(messages.oldest_uncompressed, conv.id, keep_recent=6) == []

@@ -166,6 +166,11 @@ async def test_memories_record_messages_and_go_stale(db: Database) -> None:
         "m4",
         "m5",
     ]
+    # what prompts read: the same walk, stopping at the compressed prefix
+    assert [t.content for t in await db.read(messages.recent_turns, conv.id, limit=9)] == [
+        "m4",
+        "m5",
+    ]
 
     # another branch is active: the memory is not valid there; back again: valid
     await db.write(tree.select_message, conv.id, other.id)
@@ -182,6 +187,8 @@ async def test_memories_record_messages_and_go_stale(db: Database) -> None:
     assert await db.read(messages.count_uncompressed, conv.id) == 6
     recent = await db.read(messages.recent_uncompressed, conv.id, limit=3)
     assert [m.content for m in recent] == ["m3", "m4", "m5"]
+    turns = await db.read(messages.recent_turns, conv.id, limit=3)
+    assert turns == [(m.role, m.content, m.status) for m in recent]
 
 
 async def test_invalidation_keeps_compressed_messages_a_prefix(db: Database) -> None:
