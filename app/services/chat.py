@@ -216,8 +216,8 @@ class ChatService:
                 if not stored:
                     return messages.count_uncompressed(conn, conversation_id)
                 reply = stored[-1]  # the reply just added, now the active leaf
-                if self._snapshots is not None:
-                    model = self._client.settings.model
+                if self._snapshots is not None:  # the model that answered (a fallback's too)
+                    model = outcome.model or self._client.settings.model
                     self._snapshots.record_prompt(conn, reply.id, prompt, model)
                 return messages.count_uncompressed(conn, conversation_id, leaf=reply.id)
 

@@ -205,7 +205,12 @@ async def run_services(
             ),
             memory=memory,
             groups=GroupService(
-                db, client, lifecycle, memory, prompt_budget=settings.prompt_token_budget
+                db,
+                client,
+                lifecycle,
+                memory,
+                prompt_budget=settings.prompt_token_budget,
+                snapshots=snapshots,
             ),
             admin=AdminService(db, limiter, metrics, runs, memory, auth.cache),
             personas=PersonaService(db),

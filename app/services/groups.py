@@ -50,6 +50,7 @@ from app.services.prompt_texts import PromptTexts, group_language, texts_for
 from app.services.prompts import build_prompt, character_system_prompt, speaker_frame
 from app.services.replies import ReplyOutcome, stream_reply
 from app.services.runs import Run
+from app.services.snapshots import PromptSnapshots
 from app.services.speakers import (
     LastMessage,
     RandomSource,
@@ -181,8 +182,10 @@ class GroupService:
         *,
         prompt_budget: int,
         rng: RandomSource | None = None,
+        snapshots: PromptSnapshots | None = None,
     ) -> None:
         self._db = db
+        self._snapshots = snapshots
         self._client = client
         self._lifecycle = lifecycle
         self._memory = memory
@@ -698,8 +701,14 @@ class GroupService:
                 status=outcome.status,
                 model=outcome.model,
             )
+            model = outcome.model or self._client.settings.model
+
+            def record(conn: Connection, messages_stored: list[Message]) -> None:
+                if messages_stored and self._snapshots is not None:  # the exact prompt sent
+                    self._snapshots.record_prompt(conn, messages_stored[-1].id, prompt, model)
+
             try:
-                stored: Saved[None] = await generation.save([reply])
+                stored: Saved[None] = await generation.save([reply], extra=record)
             except StorageError as exc:
                 log.warning("could not store %s's group reply", character.id, exc_info=True)
                 if outcome.error is None:

@@ -319,6 +319,31 @@ async def test_prompt_snapshot(live: Live) -> None:
         == 404
 
 
+async def test_group_replies_keep_their_prompt_snapshot(live: Live) -> None:
+    boss = await admin(live)
+    alice = await live.register()
+    ann, bo = await alice.character("Ann"), await alice.character("Bo")
+    r = await alice.request(
+        "POST",
+        "/api/groups",
+        json={"name": "g", "character_ids": [ann["id"], bo["id"]], "strategy": "all"},
+    )
+    group = r.json()
+    r = await alice.request("POST", f"/api/groups/{group['id']}/messages", json={"content": "hi"})
+    assert r.status_code == 200, r.text
+    replies = r.json()["replies"]
+    assert {reply["character_id"] for reply in replies} == {ann["id"], bo["id"]}
+    names = {ann["id"]: "Ann", bo["id"]: "Bo"}
+    for reply in replies:
+        r = await boss.request("GET", f"/api/admin/messages/{reply['id']}/prompt")
+        assert r.status_code == 200, r.text
+        snapshot = r.json()
+        assert snapshot["model"] == reply["model"]
+        system = snapshot["messages"][0]
+        assert system["role"] == "system" and names[reply["character_id"]] in system["content"]
+        assert any(m["content"].endswith("hi") for m in snapshot["messages"][1:])
+
+
 async def test_no_snapshots_when_days_is_zero(db_url: str, fake: Any) -> None:
     settings = make_settings(
         db_url, fake.base_url, admin_username="root", admin_password="rootpassword",
