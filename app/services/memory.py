@@ -459,7 +459,7 @@ class MemoryService:
                 "content": texts.memory_summary_header.format(name=name) + "\n\n" + transcript,
             },
         ]
-        notes = await self._structured(prompt)
+        notes = await self._structured(prompt, context.conversation.user_id)
         return _top(notes, MAX_NOTES)
 
     async def _maybe_merge(self, context: _Context, key: int | None) -> None:
@@ -483,7 +483,9 @@ class MemoryService:
                 "content": texts.memory_merge_header.format(name=name) + "\n\n" + listed,
             },
         ]
-        merged = _top(await self._structured(prompt), LONG_TERM_LIMIT)
+        merged = _top(
+            await self._structured(prompt, context.conversation.user_id), LONG_TERM_LIMIT
+        )
         merged_now = await self.db.write(
             memories.replace_with_long_term,
             conversation_id,
@@ -494,10 +496,12 @@ class MemoryService:
         if not merged_now:  # a user changed one of them meanwhile: the next compression merges
             log.info("memory merge of %d skipped: a user changed a memory", conversation_id)
 
-    async def _structured(self, prompt: Sequence[llm.ChatMessage]) -> MemoryNotes:
+    async def _structured(self, prompt: Sequence[llm.ChatMessage], user_id: int) -> MemoryNotes:
+        """One compression call, on the conversation owner's account: it counts in their usage
+        (and quota) and takes one of their LLM slots, like their own calls."""
         if self.client is None:
             raise RuntimeError("no LLM client configured for memory compression")
-        return await self.client.structured(prompt, MemoryNotes)
+        return await self.client.structured(prompt, MemoryNotes, user=str(user_id))
 
 
 def _line(message: Message, names: dict[int, str], texts: PromptTexts) -> str:

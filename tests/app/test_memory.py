@@ -189,12 +189,18 @@ async def test_force_compress(db_url: str, fake: Any) -> None:
         await chat(alice, mira["id"], "two")
         r = await bob.request("POST", path)
         assert r.status_code == 404
+        before = (await alice.request("GET", "/api/me/usage")).json()["days"]
+        assert sum(d["calls"] for d in before) == 2
         r = await alice.request("POST", path)
         assert r.status_code == 202 and r.json() == {"queued": True}
         await idle(live)
         items = await history(alice, mira["id"])
         assert [m["compressed"] for m in items] == [True, True, False, False]
         assert await memories(alice, mira["id"])
+        # the compression call counts in alice's usage (and quota), nobody else's
+        usage = (await alice.request("GET", "/api/me/usage")).json()
+        assert sum(d["calls"] for d in usage["days"]) == 3
+        assert (await bob.request("GET", "/api/me/usage")).json()["days"] == []
 
 
 async def test_failing_job_retries_then_fails_keeping_the_error(db_url: str, fake: Any) -> None:
