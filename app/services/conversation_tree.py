@@ -34,7 +34,7 @@ from app.services.memory import MemoryService
 from storage import Database, characters, conversations, generations, groups, memories, users
 from storage import messages as message_store
 from storage import tree as tree_store
-from storage.records import Message, Page
+from storage.records import Character, Conversation, Group, Message, Page
 from storage.timestamps import utcnow
 
 T = TypeVar("T")
@@ -230,12 +230,25 @@ def message_in(conn: Connection, conversation_id: int, message_id: int | None) -
     return found
 
 
-def _resolve(
-    conn: Connection, user_id: int, ref: ConversationRef, *, create: bool = False
-) -> _Target:
-    """The caller's conversation named by ``ref`` (404 when it is not theirs)."""
-    user = users.get_user(conn, user_id)
-    user_name = user.username if user is not None else "User"
+@dataclass(frozen=True)
+class Owned:
+    """What a `ConversationRef` names for its user: the character (with its conversation, None
+    before a one-to-one chat starts) or the group."""
+
+    character: Character | None
+    conversation: Conversation | None
+    group: Group | None
+
+    @property
+    def conversation_id(self) -> int | None:
+        if self.group is not None:
+            return self.group.conversation_id
+        return None if self.conversation is None else self.conversation.id
+
+
+def owned(conn: Connection, user_id: int, ref: ConversationRef, *, create: bool = False) -> Owned:
+    """Inside a transaction: the caller's character or group named by ``ref`` (404 when it is
+    not theirs); ``create`` starts a one-to-one conversation that has not started yet."""
     if ref.owner_id is None:
         raise NotFound(f"no such {'character' if ref.kind == 'chat' else 'group'}")
     if ref.kind == "chat":
@@ -247,15 +260,27 @@ def _resolve(
             if create
             else conversations.get_direct(conn, user_id, character.id)
         )
-        speakers = Speakers(user_name, character.name, character.id, {character.id: character.name})
-        return _Target(
-            None if conversation is None else conversation.id,
-            speakers,
-            character.created_at if conversation is None else conversation.created_at,
-        )
+        return Owned(character, conversation, None)
     group = groups.get_group(conn, user_id, ref.owner_id)
     if group is None:
         raise NotFound("no such group")
+    return Owned(None, None, group)
+
+
+def _resolve(
+    conn: Connection, user_id: int, ref: ConversationRef, *, create: bool = False
+) -> _Target:
+    """The caller's conversation named by ``ref`` (404 when it is not theirs)."""
+    found = owned(conn, user_id, ref, create=create)
+    user = users.get_user(conn, user_id)
+    user_name = user.username if user is not None else "User"
+    if found.character is not None:
+        character, conversation = found.character, found.conversation
+        speakers = Speakers(user_name, character.name, character.id, {character.id: character.name})
+        created_at = character.created_at if conversation is None else conversation.created_at
+        return _Target(found.conversation_id, speakers, created_at)
+    group = found.group
+    assert group is not None
     members = characters.get_characters(conn, user_id, group.character_ids)
     speakers = Speakers(user_name, group.name, None, {c.id: c.name for c in members})
     return _Target(group.conversation_id, speakers, group.created_at)

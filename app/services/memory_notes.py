@@ -9,14 +9,13 @@ changed (``edited_at`` set) is never rewritten or merged by compression
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from sqlalchemy import Connection
 
 from app.errors import InvalidRequest, NotFound
 from app.services import memory_rank
-from app.services.conversation_tree import ConversationRef
-from storage import Database, characters, conversations, groups, memories
+from app.services.conversation_tree import ConversationRef, owned
+from storage import Database, memories
 from storage.records import Memory
 from storage.timestamps import utcnow
 
@@ -146,23 +145,9 @@ class MemoryNotesService:
 
 def _resolve(conn: Connection, user_id: int, ref: ConversationRef, *, create: bool) -> _Target:
     """The caller's conversation named by ``ref`` (404 when it is not theirs)."""
-    kind: Literal["character", "group"] = "character" if ref.kind == "chat" else "group"
-    if ref.owner_id is None:
-        raise NotFound(f"no such {kind}")
-    if ref.kind == "chat":
-        character = characters.get_character(conn, user_id, ref.owner_id)
-        if character is None:
-            raise NotFound("no such character")
-        conversation = (
-            conversations.get_or_create_direct(conn, user_id, character.id)
-            if create
-            else conversations.get_direct(conn, user_id, character.id)
-        )
-        return _Target(None if conversation is None else conversation.id, None)
-    group = groups.get_group(conn, user_id, ref.owner_id)
-    if group is None:
-        raise NotFound("no such group")
-    return _Target(group.conversation_id, tuple(group.character_ids))
+    found = owned(conn, user_id, ref, create=create)
+    members = None if found.group is None else tuple(found.group.character_ids)
+    return _Target(found.conversation_id, members)
 
 
 def _conversation_id(
