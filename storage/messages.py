@@ -345,15 +345,3 @@ def previous_turn_speakers(conn: Connection, conversation_id: int) -> list[int]:
 
 def _user(table: NamedFromClause) -> ColumnElement[bool]:
     return table.c.role == "user"
-
-
-def last_speaker_in_group(conn: Connection, conversation_id: int) -> int | None:
-    """The character id of the newest assistant message on the active path that has one."""
-    found = tree.path_messages(
-        conn,
-        conversation_id,
-        tree.active_leaf(conn, conversation_id),
-        halt=_character_reply,
-        keep=_character_reply,
-    )
-    return found[-1].character_id if found else None

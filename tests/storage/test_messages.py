@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from storage import Database, InvalidReference, conversations, groups, messages, open_database
+from storage import Database, InvalidReference, conversations, messages, open_database
 from storage.records import Message
 
 from .helpers import make_character, make_direct, make_user
@@ -130,21 +130,6 @@ async def test_uncompressed_windows_and_lookups(db: Database) -> None:
     assert await db.read(messages.count_uncompressed, conv.id) == 0
     assert await db.read(messages.last_assistant_message, conv.id) is None
     assert await db.read(conversations.get_conversation, conv.id) == conv
-
-
-async def test_last_speaker_in_group(db: Database) -> None:
-    user = await make_user(db)
-    a = await make_character(db, user, "A")
-    b = await make_character(db, user, "B")
-    group = await db.write(
-        groups.create_group, user.id, "g", [a.id, b.id], strategy="round_robin", max_speakers=1
-    )
-    conv_id = group.conversation_id
-    assert await db.read(messages.last_speaker_in_group, conv_id) is None
-    await db.write(messages.add_message, conv_id, "assistant", "a", character_id=a.id)
-    await db.write(messages.add_message, conv_id, "assistant", "b", character_id=b.id)
-    await db.write(messages.add_message, conv_id, "user", "you two")
-    assert await db.read(messages.last_speaker_in_group, conv_id) == b.id
 
 
 async def test_fifty_concurrent_writers_across_two_engines(db: Database) -> None:
