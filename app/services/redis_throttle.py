@@ -227,7 +227,7 @@ class RedisLoginThrottle:
         except Unauthenticated:
             raise  # a wrong password stays charged
         except BaseException:
-            with trio.CancelScope(shield=True):
+            with trio.move_on_after(REDIS_TIMEOUT, shield=True):  # bounded, like every shield
                 await run_script(self._link, self._refund, keys[:3], [])
             raise
         remember = _ms(self._policy.remember_addresses)
