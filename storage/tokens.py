@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, and_, bindparam, select, update
 
 from . import rows
 from .direct import Direct
@@ -19,27 +19,25 @@ def create_token(conn: Connection, user_id: int, token_hash: str, expires_at: da
     )
 
 
+# A token that lets its user in: issued, not revoked, not expired, of an enabled user.
+_LIVE_TOKEN = and_(
+    api_tokens.c.token_hash == bindparam("token_hash"),
+    api_tokens.c.revoked.is_(False),
+    api_tokens.c.expires_at > bindparam("now"),
+    users.c.disabled.is_(False),
+)
+
 _USER_FOR_TOKEN = (
     select(users, api_tokens.c.expires_at)
     .join(api_tokens, api_tokens.c.user_id == users.c.id)
-    .where(
-        api_tokens.c.token_hash == bindparam("token_hash"),
-        api_tokens.c.revoked.is_(False),
-        api_tokens.c.expires_at > bindparam("now"),
-        users.c.disabled.is_(False),
-    )
+    .where(_LIVE_TOKEN)
 )
 
 
 _TOKEN_VALID = Direct(
     select(api_tokens.c.user_id)
     .join(users, api_tokens.c.user_id == users.c.id)
-    .where(
-        api_tokens.c.token_hash == bindparam("token_hash"),
-        api_tokens.c.revoked.is_(False),
-        api_tokens.c.expires_at > bindparam("now"),
-        users.c.disabled.is_(False),
-    )
+    .where(_LIVE_TOKEN)
 )
 
 
