@@ -104,7 +104,7 @@ class EventRelay:
         self._wake = trio.Event()
         self._idle = trio.Event()  # set while every event has been written
         self._idle.set()
-        self.flushes = 0  # pipelined round trips made (bench/relay_bench.py)
+        self.flushes = 0  # batches written, one round trip each (bench/relay_bench.py)
         self._script = link.client.register_script(_PUBLISH)
 
     def stream_key(self, generation_id: int) -> str:

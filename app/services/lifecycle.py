@@ -171,6 +171,7 @@ class GenerationLifecycle:
         self._by_conversation: dict[int, tuple[int, Run]] = {}
         # conversation → its ended generations' (id, run, ended at), newest last
         self._recent: dict[int, list[tuple[int, Run, float]]] = {}
+        self._next_prune = 0.0
 
     async def claim(
         self, conversation_id: int, prepare: Callable[[Connection], T], *, busy: Conflict
@@ -272,20 +273,22 @@ class GenerationLifecycle:
         if current is not None and current[0] == generation_id:
             del self._by_conversation[conversation_id]
             now = trio.current_time()
-            recent = [
-                r for r in self._recent.get(conversation_id, []) if now - r[2] < RECENT_SECONDS
-            ]
+            recent = self._recent_of(conversation_id, now)
             recent.append((generation_id, current[1], now))
             self._recent[conversation_id] = recent[-3:]
-            self._prune(now)
+            if now >= self._next_prune:  # at most once per RECENT_SECONDS, not per generation
+                self._next_prune = now + RECENT_SECONDS
+                self._prune(now)
+
+    def _recent_of(self, conversation_id: int, now: float) -> list[tuple[int, Run, float]]:
+        """The conversation's generations that ended here within `RECENT_SECONDS`."""
+        entries = self._recent.get(conversation_id, [])
+        return [entry for entry in entries if now - entry[2] < RECENT_SECONDS]
 
     def _prune(self, now: float) -> None:
-        """Forget ended generations older than `RECENT_SECONDS` (cheap: only when many)."""
-        if len(self._recent) < 256:
-            return
+        """Forget ended generations older than `RECENT_SECONDS`."""
         for conversation_id in list(self._recent):
-            kept = [r for r in self._recent[conversation_id] if now - r[2] < RECENT_SECONDS]
-            if kept:
+            if kept := self._recent_of(conversation_id, now):
                 self._recent[conversation_id] = kept
             else:
                 del self._recent[conversation_id]
@@ -296,9 +299,8 @@ class GenerationLifecycle:
         current = self._by_conversation.get(conversation_id)
         if current is not None and current[0] == generation_id:
             return current[1].events
-        now = trio.current_time()
-        for gid, run, ended in self._recent.get(conversation_id, []):
-            if gid == generation_id and now - ended < RECENT_SECONDS:
+        for gid, run, _ in self._recent_of(conversation_id, trio.current_time()):
+            if gid == generation_id:
                 return run.events
         return None
 
@@ -306,20 +308,14 @@ class GenerationLifecycle:
         """``(generation id, run)`` of the conversation's generation if it runs here."""
         return self._by_conversation.get(conversation_id)
 
-    def running(self, conversation_id: int) -> Run | None:
-        """This process's run of the conversation's generation, if it runs here."""
-        current = self._by_conversation.get(conversation_id)
-        return None if current is None else current[1]
-
     async def stop(self, conversation_id: int) -> bool:
         """Stop the conversation's generation, wherever it runs: at once when it runs here,
         else through the row's stop flag (its process polls it). False when none runs."""
-        run = self.running(conversation_id)
-        if run is not None and not run.finished.is_set():
-            run.stop("stopped")
+        current = self.running_generation(conversation_id)
+        if current is not None and not current[1].finished.is_set():
+            current[1].stop("stopped")
             return True
         return await self.db.write(generations.request_stop, conversation_id)
-
 
 
 def check_idle(conn: Connection, conversation_id: int, busy: Conflict) -> None:

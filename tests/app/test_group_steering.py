@@ -468,10 +468,10 @@ async def test_continue_survives_a_client_disconnect(live: Live) -> None:
             if name == "delta":
                 break  # the client goes away mid-round
     stored = await live.services.groups.get(int(alice.user["id"]), int(group["id"]))
-    run = live.services.groups._lifecycle.running(stored.conversation_id)
-    if run is not None:
+    running = live.services.groups._lifecycle.running_generation(stored.conversation_id)
+    if running is not None:
         with trio.fail_after(30):
-            await run.finished.wait()
+            await running[1].finished.wait()
     items = await history(alice, group)
     assert len(items) == 3 + 4
     assert {m["status"] for m in items} == {"complete"}
