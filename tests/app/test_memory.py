@@ -15,28 +15,19 @@ from app.services.supervisor import SupervisorPolicy
 from llm.fake import Fault
 from storage import StorageUnavailable, conversations, jobs
 from storage.schema import jobs as table
-from tests.app.harness import Live, Session, live_server, make_settings
-
-ADMIN = {"admin_username": "root", "admin_password": "rootpassword"}
+from tests.app.harness import Live, Session, admin_session, live_server, settings_with_admin
 
 
 @asynccontextmanager
 async def server(db_url: str, fake: Any, **overrides: Any) -> AsyncIterator[Live]:
-    settings = make_settings(
+    """A live server compressing early (4 messages, 2 kept), with the configured admin."""
+    settings = settings_with_admin(
         db_url,
         fake.base_url,
-        **{"memory_trigger_messages": 4, "memory_keep_recent": 2, **ADMIN, **overrides},
+        **{"memory_trigger_messages": 4, "memory_keep_recent": 2, **overrides},
     )
     async with live_server(settings) as live:
         yield live
-
-
-async def admin(live: Live) -> Session:
-    r = await live.client.post(
-        "/api/auth/login", json={"username": "root", "password": "rootpassword"}
-    )
-    assert r.status_code == 200, r.text
-    return Session(live, r.json()["token"], r.json()["user"])
 
 
 async def chat(s: Session, cid: str, content: str) -> dict[str, Any]:
@@ -89,7 +80,7 @@ async def test_compression_triggers_and_prompts_use_memories(db_url: str, fake: 
         assert all(m["content"] in prompt[0]["content"] for m in mems)
         sent = [m["content"] for m in prompt[1:]]
         assert "fact number 0" not in sent and "fact number 2" in sent
-        boss = await admin(live)
+        boss = await admin_session(live)
         tasks = (await boss.request("GET", "/api/admin/tasks")).json()
         assert tasks["memory"]["done"] >= 1 and tasks["memory"]["failed"] == 0
 
@@ -223,7 +214,7 @@ async def test_failing_job_retries_then_fails_keeping_the_error(db_url: str, fak
         assert "BadRequest" in (failed[0].last_error or "")
         assert await memories(alice, mira["id"]) == []
         assert not any(m["compressed"] for m in await history(alice, mira["id"]))
-        boss = await admin(live)
+        boss = await admin_session(live)
         tasks = (await boss.request("GET", "/api/admin/tasks")).json()["memory"]
         assert tasks["failed"] == 1 and tasks["queued"] == 0 and tasks["running"] == 0
         # a later trigger queues a fresh job (the failed one does not block it); it succeeds
@@ -266,7 +257,7 @@ async def test_crashed_worker_is_restarted_and_counted(db_url: str, fake: Any) -
         memory.wake()
         with trio.fail_after(20):
             await memory.supervisor.wait_for(lambda: memory.supervisor.restarts >= 1)
-        boss = await admin(live)
+        boss = await admin_session(live)
         tasks = (await boss.request("GET", "/api/admin/tasks")).json()
         assert tasks["memory"]["restarts"] >= 1
         assert (await live.client.get("/readyz")).status_code == 200

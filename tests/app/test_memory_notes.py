@@ -4,36 +4,19 @@ surviving compression."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 
-from tests.app.harness import Live, Session, live_server, make_settings
+from tests.app.harness import Live, Session
+from tests.app.test_memory import chat, server
 
 ARMOR = "用户送给我一副闪亮的盔甲，我答应永远穿着它"
-
-
-@asynccontextmanager
-async def server(db_url: str, fake: Any, **overrides: Any) -> AsyncIterator[Live]:
-    settings = make_settings(
-        db_url,
-        fake.base_url,
-        **{"memory_trigger_messages": 4, "memory_keep_recent": 2, **overrides},
-    )
-    async with live_server(settings) as live:
-        yield live
 
 
 async def idle(live: Live) -> None:
     with trio.fail_after(30):
         await live.services.memory.wait_idle()
-
-
-async def chat(s: Session, cid: str, content: str) -> None:
-    r = await s.request("POST", f"/api/characters/{cid}/chat", json={"content": content})
-    assert r.status_code == 200, r.text
 
 
 async def listed(s: Session, conv: str, **params: Any) -> list[dict[str, Any]]:
