@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence, Sized
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar, cast
 
@@ -33,7 +33,7 @@ from llm.errors import (
     ProtocolError,
     TotalTimeout,
 )
-from llm.http import InternalsChanged, h11_receive_buffer
+from llm.h1 import BULK_READS
 from llm.limiter import Limiter
 from llm.metrics import LLMMetrics
 from llm.pacing import StreamPacing
@@ -76,7 +76,6 @@ class _Upstream:
         "_chunks",
         "_decoder",
         "_eof",
-        "_received",
         "_pacing",
         "_read_after",
         "_failure",
@@ -96,19 +95,13 @@ class _Upstream:
         self._eof = False
         # Read coalescing: once deltas flow, the next network read waits until
         # ``pacing.interval()`` seconds after the previous delivery (0 at light load: no
-        # wait), so one wake-up and one recv take every event that arrived meanwhile; what
-        # h11 already holds is handed over without waiting. Without h11 underneath (httpx
-        # changed shape), reads are not paced: pacing would then mean one event per interval.
-        paced = pacing is not None and pacing.enabled
-        self._received = _h11_receive_buffer(response) if paced else None
-        self._pacing = pacing if self._received is not None else None
+        # wait), so one wake-up takes every event that arrived meanwhile. Only over a
+        # transport whose reads return everything received (``llm.h1``): over another one a
+        # read may return one event, and pacing would then mean one event per interval.
+        paced = pacing is not None and pacing.enabled and response.extensions.get(BULK_READS)
+        self._pacing = pacing if paced else None
         self._read_after = 0.0
         self._failure: LLMError | None = None
-
-    def _buffered(self) -> bool:
-        """Whether h11 holds received bytes beyond a chunk's CRLF (more events, no recv)."""
-        received = self._received
-        return received is not None and len(received) > 2
 
     async def fill(self) -> None:
         """Read until a delta is pending (and every event already received is decoded) or
@@ -123,7 +116,7 @@ class _Upstream:
         if self._read_after and not state.done:
             await trio.sleep_until(self._read_after)
         try:
-            while not pending or self._buffered():
+            while not pending:
                 if state.done:
                     if not pending:
                         await self.drain()
@@ -615,23 +608,6 @@ class OpenRouterClient:
         finally:
             if not opened:
                 await upstream.aclose()
-
-
-def _h11_receive_buffer(response: httpx.Response) -> Sized | None:
-    """h11's receive buffer under ``response`` (see ``llm.http.h11_receive_buffer``), or None
-    if httpx, httpcore or h11 changed shape: then reads are not coalesced (the cadence stays
-    within API.md's bounds) and the error is logged once per process."""
-    global _internals_reported
-    try:
-        return h11_receive_buffer(response)
-    except InternalsChanged as exc:
-        if not _internals_reported:
-            _internals_reported = True
-            log.error("streamed reads will not be coalesced: %s", exc)
-        return None
-
-
-_internals_reported = False
 
 
 def _error_from_json_200(body: bytes, headers: httpx.Headers) -> LLMError:

@@ -29,7 +29,7 @@ from llm import (
     make_http_client,
 )
 from llm.fake import FakeUpstream, Fault
-from llm.http import LinearConnectionPool, LLMTransport
+from llm.h1 import H1Transport
 from tests.fakeupstream import start_fake
 
 MESSAGES: list[Any] = [
@@ -497,10 +497,8 @@ async def test_many_sequential_calls_leave_no_connection_open(
     assert upstream.active == 0 and upstream.disconnects == 0
     assert upstream.connections_total == 1  # one keep-alive connection, reused every time
     transport = http._transport  # type: ignore[attr-defined]
-    assert isinstance(transport, LLMTransport)
-    assert isinstance(transport.pool, LinearConnectionPool)
-    assert len(transport.pool.connections) == 1
-    assert all(conn.is_idle() for conn in transport.pool.connections)
+    assert isinstance(transport, H1Transport)
+    assert transport.idle_connections == 1 and transport.active_connections == 0
     snapshot = client.metrics.snapshot()["fake/model"]
     assert snapshot["calls"] == 1000 and snapshot["errors"] == 0
     assert snapshot["latency_ms"]["p50"] > 0 and snapshot["first_token_ms"]["p95"] > 0
