@@ -13,6 +13,7 @@ STREAM_METRICS = [
     "latency_p99_s",
     "ttfd_p50_s",
     "ttfd_p99_s",
+    "ttfe_p99_s",
     "max_gap_p99_s",
     "deltas",
     "chars",

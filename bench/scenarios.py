@@ -284,6 +284,7 @@ async def concurrent_streams(target: Target, count: int, scenario: str) -> dict[
     ok = [r for r in results if r.ok]
     latencies = [r.latency for r in ok if r.latency is not None]
     ttfd = [t for r in ok if (t := r.time_to_first_delta) is not None]
+    ttfe = [t for r in ok if (t := r.time_to_first_event) is not None]
     gaps = [r.max_gap for r in ok]
     deltas = sum(r.deltas for r in results)
     chunks = count * target.chunks_per_reply
@@ -300,6 +301,10 @@ async def concurrent_streams(target: Target, count: int, scenario: str) -> dict[
         "latency_p99_s": _r(percentile(latencies, 99)),
         "ttfd_p50_s": _r(percentile(ttfd, 50)),
         "ttfd_p99_s": _r(percentile(ttfd, 99)),
+        # first event of any kind: for FastNPC the stored user message, i.e. the request's
+        # setup (auth, claim, store) is done and the upstream call is being made
+        "ttfe_p50_s": _r(percentile(ttfe, 50)),
+        "ttfe_p99_s": _r(percentile(ttfe, 99)),
         "max_gap_p99_s": _r(percentile(gaps, 99)),
         "max_gap_max_s": _r(max(gaps, default=None)),
         "deltas": deltas,

@@ -30,6 +30,7 @@ class StreamResult:
 
     started: float
     status: int = 0
+    first_event: float | None = None  # any SSE event (FastNPC: the stored user message)
     first_delta: float | None = None
     last_delta: float | None = None
     max_gap: float = 0.0
@@ -46,6 +47,10 @@ class StreamResult:
     @property
     def latency(self) -> float | None:
         return None if self.ended is None else self.ended - self.started
+
+    @property
+    def time_to_first_event(self) -> float | None:
+        return None if self.first_event is None else self.first_event - self.started
 
     @property
     def time_to_first_delta(self) -> float | None:
@@ -81,6 +86,8 @@ class SSECounter:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         *blocks, self._buffer = (self._buffer + data).split(b"\n\n")
         result = self.result
+        if blocks and result.first_event is None:
+            result.first_event = now
         for block in blocks:
             event = _field(block, b"event:")
             if event == b"delta":
