@@ -73,8 +73,10 @@ class _Connection:
         # something unasked): either way it cannot carry another request.
         return now - self.idle_since < expiry and not self.socket.is_readable()
 
-    async def close(self) -> None:
-        await trio.aclose_forcefully(self.stream)
+    def close(self) -> None:
+        # Forceful and synchronous (no TLS close_notify): nothing can cancel it half-way, so a
+        # cancelled caller never leaves a socket open.
+        self.socket.close()
 
 
 class H1Transport(httpx.AsyncBaseTransport):
@@ -128,7 +130,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         except BaseException:
             if connection is not None:
                 self._in_use.discard(connection)
-                await connection.close()
+                connection.close()
             self._slots.release()
             raise
         status, version, reason, headers, framing, length, keep_alive = response
@@ -154,7 +156,7 @@ class H1Transport(httpx.AsyncBaseTransport):
             if connection.reusable_after_idle(now, self._expiry):
                 self._in_use.add(connection)
                 return connection
-            await connection.close()
+            connection.close()
         connection = await self._connect(origin)
         self._in_use.add(connection)
         return connection
@@ -173,13 +175,13 @@ class H1Transport(httpx.AsyncBaseTransport):
         try:
             await tls.do_handshake()
         except BaseException as exc:
-            await trio.aclose_forcefully(tcp)
+            tcp.socket.close()
             if isinstance(exc, _NETWORK_ERRORS):
                 raise httpx.ConnectError(f"TLS handshake failed: {exc}") from exc
             raise
         return _Connection(origin, tls, tcp.socket)
 
-    async def release(self, connection: _Connection, reusable: bool) -> None:
+    def release(self, connection: _Connection, reusable: bool) -> None:
         """A response's body is done with ``connection``: keep it for the next request to its
         origin when ``reusable`` (and within the keep-alive bound), else close it."""
         self._in_use.discard(connection)
@@ -189,7 +191,7 @@ class H1Transport(httpx.AsyncBaseTransport):
                 self._idle.setdefault(connection.origin, []).append(connection)
                 self._idle_count += 1
             else:
-                await connection.close()
+                connection.close()
         finally:
             self._slots.release()
 
@@ -200,7 +202,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         self._idle_count = 0
         self._in_use.clear()
         for connection in connections:
-            await connection.close()
+            connection.close()
 
 
 def _request_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -318,13 +320,13 @@ class _Body(httpx.AsyncByteStream):
         if connection is None:
             raise StopAsyncIteration
         if self._framing == _NONE:
-            await self._finish()
+            self._finish()
             raise StopAsyncIteration
         buffer = connection.buffer
         while True:
             data = self._take(buffer) if buffer else b""
             if self._state == _DONE:
-                await self._finish()
+                self._finish()
                 if data:
                     return data
                 raise StopAsyncIteration
@@ -398,17 +400,17 @@ class _Body(httpx.AsyncByteStream):
         del buffer[:position]
         return b"".join(parts)
 
-    async def _finish(self) -> None:
+    def _finish(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
             # bytes beyond the end of the message: the server broke framing; do not reuse
             reusable = self._reusable and not connection.buffer
-            await self._transport.release(connection, reusable)
+            self._transport.release(connection, reusable)
 
     async def aclose(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
             if self._state == _DONE or self._framing == _NONE:
-                await self._transport.release(connection, self._reusable)
+                self._transport.release(connection, self._reusable)
             else:
-                await self._transport.release(connection, False)
+                self._transport.release(connection, False)

@@ -373,3 +373,32 @@ async def test_at_most_max_connections_are_open(
             release.set()
     assert len(server.requests) == 3
     assert server.accepted == 2
+
+
+async def test_closing_the_transport_while_cancelled_closes_every_connection(
+    start: Callable[[Handler], Awaitable[Server]],
+) -> None:
+    eofs = 0
+
+    async def handler(stream: trio.SocketStream, server: Server) -> None:
+        nonlocal eofs
+        buffer = bytearray()
+        await server.read_request(stream, buffer)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        if await server.read_request(stream, buffer) is None:
+            eofs += 1
+
+    server = await start(handler)
+    http = transport()
+    client = httpx.AsyncClient(transport=http)
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(client.get, server.url)
+    assert http.idle_connections == 3
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await client.aclose()  # e.g. the service nursery cancelled at shutdown
+    with trio.fail_after(5):
+        while eofs < 3:
+            await trio.testing.wait_all_tasks_blocked()
+    assert http.idle_connections == 0
