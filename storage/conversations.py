@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, select, update
 
 from . import rows
+from .direct import Direct
 from .inserts import insert_or_ignore
-from .records import Conversation
-from .schema import conversations, memories, messages
+from .records import Character, Conversation
+from .schema import characters, conversations, memories, messages
 
 
 def get_or_create_direct(conn: Connection, user_id: int, character_id: int) -> Conversation:
@@ -37,6 +38,39 @@ def get_direct(conn: Connection, user_id: int, character_id: int) -> Conversatio
     """The user's direct conversation with that character, or None."""
     row = conn.execute(_DIRECT, {"user_id": user_id, "character_id": character_id}).first()
     return rows.conversation(row) if row else None
+
+
+# a chat send reads both (``lookup_direct``): one statement, see ``storage.direct``
+_CHARACTER_AND_DIRECT = Direct(
+    select(characters, *(c.label(f"conversation_{c.key}") for c in conversations.c))
+    .select_from(
+        characters.outerjoin(
+            conversations,
+            and_(
+                conversations.c.user_id == characters.c.user_id,
+                conversations.c.character_id == characters.c.id,
+                conversations.c.kind == "direct",
+            ),
+        )
+    )
+    .where(characters.c.id == bindparam("id"), characters.c.user_id == bindparam("user_id"))
+)
+
+
+def character_and_direct(
+    conn: Connection, user_id: int, character_id: int
+) -> tuple[Character | None, Conversation | None]:
+    """`characters.get_character` and `get_direct` in one read."""
+    found = _CHARACTER_AND_DIRECT.first(conn, {"id": character_id, "user_id": user_id})
+    if found is None:
+        return None, None
+    character = rows.character_of(found)
+    if found["conversation_id"] is None:
+        return character, None
+    prefix = "conversation_"
+    return character, rows.conversation_of(
+        {key[len(prefix) :]: value for key, value in found.items() if key.startswith(prefix)}
+    )
 
 
 def get_conversation(conn: Connection, conversation_id: int) -> Conversation | None:

@@ -1,10 +1,11 @@
 """Generations in flight: at most one per conversation, enforced by the database.
 
 A row exists only while its generation runs (unique ``conversation_id``).
-``begin_generation`` deletes an expired row (its process died) and inserts
-with ``ON CONFLICT DO NOTHING`` in the same transaction, so two processes
-racing for one conversation get exactly one id. A generation whose row is
-gone (ended, or taken over after its lease expired) reads as "stop".
+``begin_generation`` inserts with ``ON CONFLICT DO NOTHING`` and, on a
+conflict, deletes the row if it expired (its process died) and inserts again, in
+the same transaction, so two processes racing for one conversation get exactly
+one id. A generation whose row is gone (ended, or taken over after its lease
+expired) reads as "stop".
 """
 
 from __future__ import annotations
@@ -15,17 +16,25 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from .direct import Direct
-from .inserts import insert_or_ignore
+from .inserts import direct_insert_or_ignore
 from .schema import generations
 from .timestamps import utcnow
 
 _DELETE_EXPIRED = Direct(
-    delete(generations).where(
+    delete(generations)
+    .where(
         generations.c.conversation_id == bindparam("conversation_id"),
-        generations.c.lease_expires_at <= bindparam("now"),
+        generations.c.lease_expires_at <= bindparam("created_at"),  # the new row's: now
     )
+    .returning(generations.c.id)
 )
 _END = Direct(delete(generations).where(generations.c.id == bindparam("generation_id")))
+_BEGIN = direct_insert_or_ignore(
+    generations,
+    ["conversation_id", "owner", "lease_expires_at", "stop_requested", "created_at"],
+    index_elements=["conversation_id"],
+    returning=["id"],
+)
 
 
 def begin_generation(
@@ -35,19 +44,18 @@ def begin_generation(
 
     An expired one (its owner crashed and stopped renewing) is taken over.
     """
-    _DELETE_EXPIRED.rows(conn, {"conversation_id": conversation_id, "now": now})
-    row = insert_or_ignore(
-        conn,
-        generations,
-        {
-            "conversation_id": conversation_id,
-            "owner": owner,
-            "lease_expires_at": now + timedelta(seconds=lease_seconds),
-            "created_at": now,
-        },
-        index_elements=["conversation_id"],
-    )
-    return row.id if row is not None else None
+    row = {
+        "conversation_id": conversation_id,
+        "owner": owner,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "stop_requested": False,
+        "created_at": now,
+    }
+    generation_id: int | None = _BEGIN.scalar(conn, row)
+    # a conflict: the conversation's generation runs, or its process died (the row expired)
+    if generation_id is None and _DELETE_EXPIRED.rows(conn, row):
+        generation_id = _BEGIN.scalar(conn, row)
+    return generation_id
 
 
 def renew_generation(

@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Executable, Row, Table, TextClause
+from sqlalchemy import ColumnElement, Connection, Executable, Insert, Row, Table, TextClause
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from .direct import Direct, bound
 
 
 def insert_or_ignore(
@@ -49,3 +51,28 @@ def _statement(
         .on_conflict_do_nothing(index_elements=target, index_where=index_where)
         .returning(*table.c)
     )
+
+
+def direct_insert_or_ignore(
+    table: Table,
+    columns: Sequence[str],
+    *,
+    index_elements: Sequence[str],
+    returning: Sequence[str] = (),
+) -> Direct:
+    """`insert_or_ignore` on the driver's cursor (``storage.direct``): parameters named as
+    ``columns`` (every one bound: no column default is applied), ``returning`` those columns
+    of the new row (no row when it conflicts). Build it once, at import."""
+
+    def build(dialect: str) -> Insert:
+        insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        statement = (
+            insert(table)
+            .values(bound(table.c[name] for name in columns))
+            .on_conflict_do_nothing(index_elements=list(index_elements))
+        )
+        if returning:
+            return statement.returning(*(table.c[name] for name in returning))
+        return statement
+
+    return Direct(build)

@@ -10,7 +10,6 @@ from typing import Any, Literal
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Select,
     and_,
     bindparam,
     case,
@@ -20,6 +19,7 @@ from sqlalchemy import (
 )
 
 from . import rows, tree
+from .direct import Direct
 from .records import Memory, MemoryKind
 from .schema import memories, memory_messages, messages
 
@@ -54,18 +54,19 @@ def list_memories(
     else:
         query = _list_memories_statement("one")
         params["character_id"] = character_id
-    return [rows.memory(row) for row in conn.execute(query, params)]
+    return [rows.memory_of(found) for found in query.mappings(conn, params)]
 
 
 @lru_cache(maxsize=3)
-def _list_memories_statement(characters: Literal["all", "none", "one"]) -> Select[Any]:
+def _list_memories_statement(characters: Literal["all", "none", "one"]) -> Direct:
+    """(Read by every prompt: on the driver's cursor, see ``storage.direct``.)"""
     query = select(memories).where(memories.c.conversation_id == bindparam("conversation_id"))
     if characters == "none":
         query = query.where(memories.c.character_id.is_(None))
     elif characters == "one":
         query = query.where(memories.c.character_id == bindparam("character_id"))
     long_term_first = case((memories.c.kind == "long_term", 0), else_=1)
-    return query.order_by(long_term_first, memories.c.id)
+    return Direct(query.order_by(long_term_first, memories.c.id))
 
 
 def apply_compression(
@@ -201,7 +202,7 @@ def summarised_message_ids(conn: Connection, memory_id: int) -> list[int]:
 # ---- memories and the tree
 
 
-_LINKS = (
+_LINKS = Direct(  # read by every prompt
     select(
         memory_messages.c.memory_id,
         memory_messages.c.message_id,
@@ -223,16 +224,16 @@ def stale_memory_ids(conn: Connection, conversation_id: int) -> list[int]:
     the memory was made. Memories that record no messages (made before
     messages were recorded, or written by a user) are never stale.
     """
-    links = conn.execute(_LINKS, {"conversation_id": conversation_id}).all()
+    links = _LINKS.rows(conn, {"conversation_id": conversation_id})
     if not links:
         return []
     on_path = set(tree.active_path_ids(conn, conversation_id))
     stale = {
-        link.memory_id
-        for link in links
-        if link.present is None
-        or link.message_id not in on_path
-        or (link.edited_at is not None and link.edited_at > link.created_at)
+        memory_id
+        for memory_id, message_id, created_at, present, edited_at in links
+        if present is None
+        or message_id not in on_path
+        or (edited_at is not None and edited_at > created_at)
     }
     return sorted(stale)
 
@@ -245,10 +246,12 @@ def list_valid_memories(
     all_characters: bool = False,
 ) -> list[Memory]:
     """``list_memories`` without the stale ones: what a prompt may use."""
-    stale = set(stale_memory_ids(conn, conversation_id))
     found = list_memories(
         conn, conversation_id, character_id=character_id, all_characters=all_characters
     )
+    if not found:  # no staleness to look for (a new conversation's every prompt)
+        return []
+    stale = set(stale_memory_ids(conn, conversation_id))
     return [m for m in found if m.id not in stale]
 
 

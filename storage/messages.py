@@ -6,7 +6,6 @@ child's id is greater than its parent's. See ``storage.tree`` for the tree itsel
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Literal
@@ -15,16 +14,19 @@ from sqlalchemy import Connection, Select, bindparam, func, select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import NamedFromClause
 
-from . import memories, rows, tree
-from .direct import Direct
+from . import memories, tree
+from .direct import Direct, bound
 from .errors import InvalidReference
 from .records import Message, MessageRole, MessageStatus, Page, Turn
 from .schema import messages
+from .timestamps import as_utc, utcnow
 
 ACTIVE_LEAF: Literal["active_leaf"] = "active_leaf"
 
-# built once: ``add_message`` runs twice per chat reply
-_INSERT = messages.insert().returning(*messages.c)
+# ``add_message`` runs twice per chat reply: on the driver's cursor, see ``storage.direct``
+_INSERT = Direct(
+    messages.insert().values(bound(c for c in messages.c if c.key != "id")).returning(messages.c.id)
+)
 
 
 def add_message(
@@ -59,27 +61,46 @@ def add_message(
             raise tree.TreeError(f"message {parent} is not in conversation {conversation_id}")
     # the siblings give the new rank and, the new id being the largest, its position
     ranks = tree.sibling_ranks(conn, conversation_id, parent)
-    values: dict[str, Any] = {
-        "conversation_id": conversation_id,
-        "role": role,
-        "content": content,
-        "character_id": character_id,
-        "status": status,
-        "parent_id": parent,
-        "active_rank": max(ranks) + 1 if ranks else 0,
-        "model": model,
-        "edited_at": edited_at,
-    }
-    if created_at is not None:
-        values["created_at"] = created_at
-    row = conn.execute(_INSERT, values).one()
+    # the record is made of what was stored (as read back: UTC), not read back
+    created_at = utcnow() if created_at is None else as_utc(created_at)
+    edited_at = None if edited_at is None else as_utc(edited_at)
+    message_id: int = _INSERT.scalar(
+        conn,
+        {
+            "conversation_id": conversation_id,
+            "role": role,
+            "content": content,
+            "character_id": character_id,
+            "status": status,
+            "compressed": False,
+            "created_at": created_at,
+            "parent_id": parent,
+            "active_rank": max(ranks) + 1 if ranks else 0,
+            "edited_at": edited_at,
+            "model": model,
+        },
+    )
     if explicit and parent is not None and parent != leaf:
         tree.promote(conn, conversation_id, parent)
-    tree.set_active_leaf(conn, conversation_id, row.id)
+    tree.set_active_leaf(conn, conversation_id, message_id)
     if explicit and parent != leaf:
         # the active path changed: memories of the path left behind stop counting
         memories.invalidate_stale(conn, conversation_id)
-    return replace(rows.message(row), sibling_index=len(ranks), sibling_count=len(ranks) + 1)
+    return Message(
+        id=message_id,
+        conversation_id=conversation_id,
+        role=role,
+        content=content,
+        character_id=character_id,
+        status=status,
+        compressed=False,
+        created_at=created_at,
+        parent_id=parent,
+        sibling_index=len(ranks),
+        sibling_count=len(ranks) + 1,
+        edited_at=edited_at,
+        model=model,
+    )
 
 
 def find_message(

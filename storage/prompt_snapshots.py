@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, delete, select
 
-from .inserts import insert_or_ignore
+from .inserts import direct_insert_or_ignore
 from .schema import prompt_snapshots
 from .timestamps import utcnow
 
@@ -31,6 +31,11 @@ class PromptSnapshot:
     created_at: datetime
 
 
+_RECORD = direct_insert_or_ignore(
+    prompt_snapshots, ["message_id", "model", "data", "created_at"], index_elements=["message_id"]
+)
+
+
 def record_prompt(
     conn: Connection, message_id: int, messages: Sequence[Mapping[str, Any]], model: str
 ) -> None:
@@ -39,11 +44,8 @@ def record_prompt(
     # orjson: this runs in every reply's save transaction (the stdlib encoder was a visible
     # share of it); the stored JSON reads back the same
     data = zlib.compress(orjson.dumps([dict(m) for m in messages]), level=6)
-    insert_or_ignore(
-        conn,
-        prompt_snapshots,
-        {"message_id": message_id, "model": model, "data": data, "created_at": utcnow()},
-        index_elements=["message_id"],
+    _RECORD.rows(
+        conn, {"message_id": message_id, "model": model, "data": data, "created_at": utcnow()}
     )
 
 

@@ -57,7 +57,11 @@ def user(row: Row[Any]) -> User:
 
 
 def character(row: Row[Any]) -> Character:
-    m = row._mapping
+    return character_of(row._mapping)
+
+
+def character_of(m: Mapping[Any, Any]) -> Character:
+    """A row's columns by name (``Row._mapping``, ``Direct.mappings``) as the record."""
     return Character(
         id=m["id"],
         user_id=m["user_id"],
@@ -99,7 +103,11 @@ def settings_json(settings: CharacterSettings) -> dict[str, Any]:
 
 
 def conversation(row: Row[Any]) -> Conversation:
-    m = row._mapping
+    return conversation_of(row._mapping)
+
+
+def conversation_of(m: Mapping[Any, Any]) -> Conversation:
+    """A row's columns by name (``Row._mapping``, ``Direct.mappings``) as the record."""
     return Conversation(
         id=m["id"],
         user_id=m["user_id"],
@@ -111,7 +119,11 @@ def conversation(row: Row[Any]) -> Conversation:
 
 
 def message(row: Row[Any]) -> Message:
-    m = row._mapping
+    return message_of(row._mapping)
+
+
+def message_of(m: Mapping[Any, Any]) -> Message:
+    """A row's columns by name (``Row._mapping``, ``Direct.mappings``) as the record."""
     return Message(
         id=m["id"],
         conversation_id=m["conversation_id"],
@@ -128,7 +140,11 @@ def message(row: Row[Any]) -> Message:
 
 
 def memory(row: Row[Any]) -> Memory:
-    m = row._mapping
+    return memory_of(row._mapping)
+
+
+def memory_of(m: Mapping[Any, Any]) -> Memory:
+    """A row's columns by name (``Row._mapping``, ``Direct.mappings``) as the record."""
     return Memory(
         id=m["id"],
         conversation_id=m["conversation_id"],

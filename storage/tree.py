@@ -67,9 +67,7 @@ _LOCK_CONVERSATION = Direct(
     .with_for_update()
 )
 _ACTIVE_LEAF = Direct(
-    select(conversations.c.active_leaf_id).where(
-        conversations.c.id == bindparam("conversation_id")
-    )
+    select(conversations.c.active_leaf_id).where(conversations.c.id == bindparam("conversation_id"))
 )
 _SET_ACTIVE_LEAF = Direct(
     update(conversations)
@@ -208,8 +206,14 @@ def path_turns(
     params: dict[str, int] = dict(walk.params)
     if limit is not None:
         params["walk_limit"] = limit
-    found = conn.execute(_path_statement(halt, keep, limit is not None, turns=True), params)
-    return [Turn(*row) for row in reversed(found.all())]
+    found = _path_turns_statement(halt, keep, limit is not None).rows(conn, params)
+    return [Turn(*row) for row in reversed(found)]
+
+
+@lru_cache(maxsize=16)
+def _path_turns_statement(halt: Halt | None, keep: Halt | None, limited: bool) -> Direct:
+    """(Every prompt reads one: on the driver's cursor, see ``storage.direct``.)"""
+    return Direct(_path_statement(halt, keep, limited, turns=True))
 
 
 @lru_cache(maxsize=64)
@@ -233,9 +237,14 @@ def active_path_ids(conn: Connection, conversation_id: int) -> list[int]:
     if leaf is None:
         return []
     walk = walk_up(conversation_id, leaf)
-    up = walk.cte
-    ids = conn.execute(select(up.c.id).order_by(up.c.n.desc()), walk.params).scalars().all()
-    return list(ids)
+    return [row[0] for row in _path_ids_statement().rows(conn, walk.params)]
+
+
+@lru_cache(maxsize=1)
+def _path_ids_statement() -> Direct:
+    """(Read by every prompt of a conversation with memories: see ``storage.direct``.)"""
+    up = _walk_up_cte(None)
+    return Direct(select(up.c.id).order_by(up.c.n.desc()))
 
 
 def walk_down(conn: Connection, message_id: int) -> int:
@@ -491,10 +500,10 @@ def all_messages(conn: Connection, conversation_id: int) -> list[Message]:
 
 def is_empty(conn: Connection, conversation_id: int) -> bool:
     """Whether the conversation has no messages."""
-    return conn.execute(_ANY_MESSAGE, {"conversation_id": conversation_id}).first() is None
+    return not _ANY_MESSAGE.rows(conn, {"conversation_id": conversation_id})
 
 
-_ANY_MESSAGE = (
+_ANY_MESSAGE = Direct(
     select(messages.c.id).where(messages.c.conversation_id == bindparam("conversation_id")).limit(1)
 )
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 
-from sqlalchemy import Connection, Executable, func, select
+from sqlalchemy import Connection, Insert, func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from .direct import Direct, bound
 from .schema import usage_daily
 
 __all__ = ["DailyUsage", "list_usage", "record_usage", "tokens_since"]
@@ -51,14 +51,13 @@ def record_usage(
         "completion_tokens": completion_tokens,
         "cost": cost,
     }
-    conn.execute(_upsert(conn.dialect.name), values)
+    _UPSERT.rows(conn, values)
 
 
-@lru_cache(maxsize=2)
-def _upsert(dialect: str) -> Executable:
-    """The (day, model) upsert, built once per dialect (it runs after every LLM call)."""
+def _upsert(dialect: str) -> Insert:
+    """The (day, model) upsert for one dialect (it runs after every LLM call)."""
     insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    stmt = insert(usage_daily)
+    stmt = insert(usage_daily).values(bound(usage_daily.c))
     excluded = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=_KEY,
@@ -69,6 +68,9 @@ def _upsert(dialect: str) -> Executable:
             "cost": usage_daily.c.cost + excluded.cost,
         },
     )
+
+
+_UPSERT = Direct(_upsert)  # on the driver's cursor, see ``storage.direct``
 
 
 def list_usage(conn: Connection, user_id: int | None, since: date) -> list[DailyUsage]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from .direct import Direct
 from .inserts import insert_or_ignore
 from .records import Language
 from .schema import user_settings
@@ -23,15 +24,22 @@ class UserSettings:
     monthly_token_quota: int | None = None  # tokens per calendar month (UTC); None: no limit
 
 
-_SETTINGS = select(user_settings).where(user_settings.c.user_id == bindparam("user_id"))
+# read by every chat send (the quota): on the driver's cursor, see ``storage.direct``
+_SETTINGS = Direct(
+    select(
+        user_settings.c.language,
+        user_settings.c.default_model,
+        user_settings.c.monthly_token_quota,
+    ).where(user_settings.c.user_id == bindparam("user_id"))
+)
 
 
 def get_settings(conn: Connection, user_id: int) -> UserSettings:
     """The user's settings (all None if never set)."""
-    row = conn.execute(_SETTINGS, {"user_id": user_id}).first()
-    if row is None:
+    found = _SETTINGS.rows(conn, {"user_id": user_id})
+    if not found:
         return UserSettings()
-    return UserSettings(row.language, row.default_model, row.monthly_token_quota)
+    return UserSettings(*found[0])
 
 
 def set_settings(

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from app.services.greetings import opening_messages
 from app.services.personas import display_name
-from storage import characters, conversations, messages, personas, tree, users
+from storage import conversations, messages, personas, tree
 from storage.records import Character, Conversation
 
 
@@ -33,11 +33,8 @@ class Interlocutor:
 
 def interlocutor(conn: Connection, user_id: int) -> Interlocutor:
     """Inside a transaction: the user's persona name (else username) and description."""
-    persona = personas.get_persona(conn, user_id)
-    user = users.get_user(conn, user_id)
-    if user is None:
-        return Interlocutor(persona.name or "", persona.description)
-    return Interlocutor(display_name(persona, user), persona.description)
+    username, persona = personas.username_and_persona(conn, user_id)
+    return Interlocutor(display_name(persona, username), persona.description)
 
 
 def lookup_direct(
@@ -45,10 +42,9 @@ def lookup_direct(
 ) -> tuple[Character | None, Conversation | None, bool]:
     """A read: the character, its conversation with the user (None before the first) and
     whether `open_direct` still has to run (no conversation yet, or an empty one to greet in)."""
-    character = characters.get_character(conn, user_id, character_id)
+    character, conversation = conversations.character_and_direct(conn, user_id, character_id)
     if character is None:
         return None, None, False
-    conversation = conversations.get_direct(conn, user_id, character_id)
     if conversation is None:
         return character, None, True
     greet = bool(character.greeting) and tree.is_empty(conn, conversation.id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from storage import Database, personas
-from storage.records import Persona, User
+from storage.records import Persona
 
 
 class PersonaService:
@@ -25,6 +25,6 @@ class PersonaService:
         return await self._db.write(personas.set_persona, user_id, **fields)
 
 
-def display_name(persona: Persona, user: User) -> str:
+def display_name(persona: Persona, username: str) -> str:
     """The name ``{{user}}`` stands for: the persona's name, else the username."""
-    return persona.name or user.username
+    return persona.name or username

@@ -8,7 +8,7 @@ import pytest
 
 from app.services.greetings import character_language, expand_macros, opening_messages
 from app.services.personas import display_name
-from storage.records import Character, CharacterSettings, Persona, User
+from storage.records import Character, CharacterSettings, Persona
 
 T0 = datetime(2026, 11, 30, tzinfo=UTC)
 
@@ -45,9 +45,8 @@ def test_opening_messages() -> None:
 
 
 def test_display_name() -> None:
-    user = User(1, "bao", False, False, T0)
-    assert display_name(Persona(), user) == "bao"
-    assert display_name(Persona("宝玉", ""), user) == "宝玉"
+    assert display_name(Persona(), "bao") == "bao"
+    assert display_name(Persona("宝玉", ""), "bao") == "宝玉"
 
 
 def test_character_language() -> None:
