@@ -73,7 +73,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     limits = httpx.Limits(max_connections=run.max_connections, max_keepalive_connections=None)
     try:
         async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0)) as client:
-            for name, workers, redis in SETUPS:
+            for name, workers, redis in [SETUPS[i - 1] for i in args.setups]:
                 schema = f"bench_{secrets.token_hex(4)}"
                 prefix = f"bench-{secrets.token_hex(4)}"
                 await trio.to_thread.run_sync(_schema, args.database_url, f"CREATE SCHEMA {schema}")
@@ -147,6 +147,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--setups",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 2, 3],
+        help="which setups to run, 1-based, comma separated (default: 1,2,3)",
+    )
     args = parser.parse_args(argv)
     raise_fd_limit()
     started = time.monotonic()
