@@ -34,7 +34,7 @@ from app.services.events import (
     coalesce,
     generation_event_base,
 )
-from app.services.redis_link import REDIS_ERRORS, RedisLink
+from app.services.redis_link import LINK_ERRORS, REDIS_ERRORS, RedisLink
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,15 @@ class EventRelay:
             dirty, self._dirty = self._dirty, set()
             try:
                 await self._flush(dirty)
-            except REDIS_ERRORS as exc:
+            except LINK_ERRORS as exc:  # written again once the link is back
                 self.link.lost(exc)
                 self._dirty |= dirty
                 self._wake.set()
+            except REDIS_ERRORS as exc:  # this batch's own failure: retrying would loop
+                log.error("relay: events of %d generations not published: %r", len(dirty), exc)
+                self._skip(dirty)
+                if not self._dirty:
+                    self._idle.set()
             else:
                 self.flushes += 1
                 if not self._dirty:
@@ -163,6 +168,17 @@ class EventRelay:
             published.sent = 0
             published.created = False
         self._dirty |= set(self._logs)
+
+    def _skip(self, dirty: set[int]) -> None:
+        """Count the `dirty` generations' events as written (their followers in other processes
+        miss them; those here read the log); a closed one is forgotten."""
+        for gid in dirty:
+            published = self._logs.get(gid)
+            if published is None:
+                continue
+            published.sent = len(published.log.events)
+            if published.log.closed:
+                del self._logs[gid]
 
     async def _flush(self, dirty: set[int]) -> None:
         """Write the new events of the `dirty` generations: one script call (one round trip)

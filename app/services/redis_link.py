@@ -18,12 +18,22 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import coredis
 import trio
-from coredis.exceptions import RedisError
+from coredis.exceptions import BusyLoadingError, RedisError
+from coredis.exceptions import ConnectionError as RedisConnectionError
 
 log = logging.getLogger(__name__)
 
 # What a lost or failing Redis raises through coredis (connection refused, reset, timeouts).
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+# Of those, the ones that say the link is lost (or Redis not ready): the same command may work
+# once it is back. Any other `RedisError` is the command's own failure (a script error, a
+# wrong type) and would fail the same way again.
+LINK_ERRORS: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    BusyLoadingError,
+    OSError,
+    TimeoutError,
+)
 
 
 class RedisLink:
