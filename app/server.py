@@ -27,6 +27,9 @@ from llm.fake import FakeBehaviour
 
 log = logging.getLogger(__name__)
 
+GRACEFUL_TIMEOUT = 10.0
+"""Seconds Hypercorn gives open requests to finish once a shutdown begins."""
+
 
 def hypercorn_config(
     bind: str, *, graceful_timeout: float, header_timeout: float, access_log: bool = False
@@ -59,7 +62,7 @@ async def serve(
     bind: str,
     *,
     shutdown_trigger: Callable[[], Awaitable[None]] = wait_for_signal,
-    graceful_timeout: float = 10.0,
+    graceful_timeout: float = GRACEFUL_TIMEOUT,
     access_log: bool = False,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:

@@ -146,18 +146,23 @@ def start_fake(
         "--chunk-chars",
         str(chunk_chars),
     ]
-    fake = spawn(name, argv, log_dir)
+    return wait_for_url(spawn(name, argv, log_dir), timeout)
+
+
+def wait_for_url(proc: Managed, timeout: float) -> Managed:
+    """Wait until ``proc`` prints its URL as the first line of its log, set ``proc.url`` to it
+    and return ``proc``; stop it and raise if it does not within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        first = fake.log.read_text(errors="replace").split("\n", 1)
+        first = proc.log.read_text(errors="replace").split("\n", 1)
         if len(first) == 2 and first[0].startswith("http"):
-            fake.url = first[0].strip()
-            return fake
-        if fake.popen.poll() is not None:
+            proc.url = first[0].strip()
+            return proc
+        if proc.popen.poll() is not None:
             break
         time.sleep(0.05)
-    fake.stop()
-    raise RuntimeError(f"fake upstream did not print its URL:\n{fake.tail()}")
+    proc.stop()
+    raise RuntimeError(f"{proc.name} did not print its URL:\n{proc.tail()}")
 
 
 def fake_control_url(base_url: str) -> str:
@@ -222,6 +227,12 @@ def start_reference(log_dir: Path, fake_url: str, *, max_concurrency: int) -> Ma
     server = spawn("reference", argv, log_dir, env)
     server.url = f"http://127.0.0.1:{port}"
     return server
+
+
+def start_floor(log_dir: Path, variant: str, *, delay: float, timeout: float = 30.0) -> Managed:
+    """Start one of `bench.floor_apps`' servers (``variant``) on 127.0.0.1, port 0."""
+    argv = [sys.executable, "-m", "bench.floor_apps", "--variant", variant, "--delay", str(delay)]
+    return wait_for_url(spawn(f"floor-{variant}", argv, log_dir), timeout)
 
 
 async def wait_ready(server: Managed, client: httpx.AsyncClient) -> None:

@@ -192,27 +192,36 @@ async def _sample_rss(server: Managed, peak: list[int]) -> None:
 
 async def measure(target: Target, body: Callable[[], Awaitable[T]]) -> tuple[T, Usage]:
     """Run ``body`` while measuring wall time, CPU of every party and the server's RSS."""
-    target.server.refresh_tree()
-    target.fake.refresh_tree()
-    rss_idle = target.server.rss_bytes()
+    return await measure_processes(target.server, body, fake=target.fake)
+
+
+async def measure_processes(
+    server: Managed, body: Callable[[], Awaitable[T]], *, fake: Managed | None = None
+) -> tuple[T, Usage]:
+    """``measure`` for a server (and the fake upstream it uses, if any): ``fake_cpu`` is 0
+    without one."""
+    server.refresh_tree()
+    if fake is not None:
+        fake.refresh_tree()
+    rss_idle = server.rss_bytes()
     peak = [rss_idle]
+
+    def fake_cpu() -> float:
+        return 0.0 if fake is None else fake.cpu_seconds()
+
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_sample_rss, target.server, peak)
-        server0, fake0, driver0 = (
-            target.server.cpu_seconds(),
-            target.fake.cpu_seconds(),
-            time.process_time(),
-        )
+        nursery.start_soon(_sample_rss, server, peak)
+        server0, fake0, driver0 = server.cpu_seconds(), fake_cpu(), time.process_time()
         start = trio.current_time()
         result = await body()
         wall = trio.current_time() - start
         usage = Usage(
             wall=wall,
-            server_cpu=target.server.cpu_seconds() - server0,
-            fake_cpu=target.fake.cpu_seconds() - fake0,
+            server_cpu=server.cpu_seconds() - server0,
+            fake_cpu=fake_cpu() - fake0,
             driver_cpu=time.process_time() - driver0,
             rss_idle=rss_idle,
-            rss_peak=max(peak[0], target.server.rss_bytes()),
+            rss_peak=max(peak[0], server.rss_bytes()),
         )
         nursery.cancel_scope.cancel()
     return result, usage
@@ -257,43 +266,56 @@ def usage_fields(usage: Usage) -> dict[str, Any]:
 # ---- one SSE chat per account, all at once (chat10, stream100/500/1000)
 
 
-async def concurrent_streams(target: Target, count: int, scenario: str) -> dict[str, Any]:
-    """``count`` distinct users each stream one chat reply, all started at once."""
-    await target.ensure_accounts(count)
-    host = httpx.URL(target.server.url).netloc.decode()
-    body = json.dumps({"content": CHAT_TEXT}).encode()
-    requests = [
-        build_request(
-            host,
-            f"/api/characters/{account.character_id}/chat",
-            {**account.headers, **SSE_HEADERS},
-            body,
-        )
-        for account in target.accounts[:count]
-    ]
-    url = httpx.URL(target.server.url)
+def chat_stream_request(host: str, account: Account) -> bytes:
+    """The stream scenarios' request: ``POST /api/characters/{id}/chat`` asking for SSE, with
+    the account's bearer token and a short message."""
+    return build_request(
+        host,
+        f"/api/characters/{account.character_id}/chat",
+        {**account.headers, **SSE_HEADERS},
+        json.dumps({"content": CHAT_TEXT}).encode(),
+    )
+
+
+@dataclass
+class StreamRun:
+    """One measured window of concurrent streams."""
+
+    results: list[StreamResult]
+    usage: Usage
+    connect_s: float  # opening the connections, before the window
+
+
+async def run_streams(
+    server: Managed, requests: list[bytes], *, fake: Managed | None = None
+) -> StreamRun:
+    """Open one connection per request (before the window), then send them all at once and read
+    every response (`bench.sse_stats.run_exchanges`) inside `measure_processes`."""
+    url = httpx.URL(server.url)
     connect_start = time.monotonic()
-    socks = await trio.to_thread.run_sync(open_connections, url.host, url.port or 80, count)
+    socks = await trio.to_thread.run_sync(open_connections, url.host, url.port or 80, len(requests))
     connect_s = time.monotonic() - connect_start
 
     async def run() -> list[StreamResult]:
         deadline = time.monotonic() + STREAM_DEADLINE
         return await trio.to_thread.run_sync(run_exchanges, socks, requests, deadline)
 
-    results, usage = await measure(target, run)
+    results, usage = await measure_processes(server, run, fake=fake)
+    return StreamRun(results, usage, connect_s)
+
+
+def stream_fields(run: StreamRun) -> dict[str, Any]:
+    """Counts, latency and time-to-first-delta percentiles of a `StreamRun`, and its usage."""
+    results = run.results
     ok = [r for r in results if r.ok]
     latencies = [r.latency for r in ok if r.latency is not None]
     ttfd = [t for r in ok if (t := r.time_to_first_delta) is not None]
     ttfe = [t for r in ok if (t := r.time_to_first_event) is not None]
     gaps = [r.max_gap for r in ok]
-    deltas = sum(r.deltas for r in results)
-    chunks = count * target.chunks_per_reply
     errors = [r.error for r in results if r.error]
     return {
-        "scenario": scenario,
-        "server": target.name,
-        "streams": count,
-        "connect_s": _r(connect_s),  # opening the connections, before the window
+        "streams": len(results),
+        "connect_s": _r(run.connect_s),
         "ok": len(ok),
         "errors": len(errors),
         "first_errors": sorted(set(errors))[:3],
@@ -307,9 +329,24 @@ async def concurrent_streams(target: Target, count: int, scenario: str) -> dict[
         "ttfe_p99_s": _r(percentile(ttfe, 99)),
         "max_gap_p99_s": _r(percentile(gaps, 99)),
         "max_gap_max_s": _r(max(gaps, default=None)),
-        "deltas": deltas,
+        "deltas": sum(r.deltas for r in results),
         "chars": sum(r.chars for r in results),
-        **usage_fields(usage),
+        **usage_fields(run.usage),
+    }
+
+
+async def concurrent_streams(target: Target, count: int, scenario: str) -> dict[str, Any]:
+    """``count`` distinct users each stream one chat reply, all started at once."""
+    await target.ensure_accounts(count)
+    host = httpx.URL(target.server.url).netloc.decode()
+    requests = [chat_stream_request(host, account) for account in target.accounts[:count]]
+    run = await run_streams(target.server, requests, fake=target.fake)
+    usage, fields = run.usage, stream_fields(run)
+    deltas, chunks = fields["deltas"], count * target.chunks_per_reply
+    return {
+        "scenario": scenario,
+        "server": target.name,
+        **fields,
         "server_cpu_us_per_delta": _r(usage.server_cpu / deltas * 1e6, 1) if deltas else None,
         # A server may merge upstream chunks into fewer deltas; this one is comparable across both.
         "server_cpu_us_per_upstream_chunk": _r(usage.server_cpu / chunks * 1e6, 1),
