@@ -81,7 +81,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
                 options = quote(f"-csearch_path={schema}", safe="")
                 env = {
                     "FASTNPC_DATABASE_URL": f"{args.database_url}{separator}options={options}",
-                    "FASTNPC_DB_POOL_SIZE": "20",
+                    "FASTNPC_DB_POOL_SIZE": str(args.pool_size),
                 }
                 if redis:
                     env |= {"FASTNPC_REDIS_URL": args.redis_url, "FASTNPC_REDIS_PREFIX": prefix}
@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--pool-size", type=int, default=20, help="FASTNPC_DB_POOL_SIZE")
     parser.add_argument(
         "--setups",
         type=lambda s: [int(x) for x in s.split(",")],
