@@ -5,10 +5,11 @@ API.md's cadence: while the process has at most 64 open streams a token reaches 
 within 50 ms of arriving from the provider; under heavier load tokens may be grouped into one
 ``delta``, none held longer than 300 ms; the first token is never held.
 
-Each network read of a stream costs a fixed ~100 µs of CPU (a trio wake-up and timer, httpx's
-iterator chain, httpcore's read) however many tokens it brings, so reading less often is what
-lets one process keep up with many streams. Up to ``streams_per_step`` open streams the
-interval is ``base`` (default 0: read as data comes, one ``delta`` per token). Beyond that it
+Each network read of a stream costs a fixed CPU price (a trio wake-up and timer, httpx's
+iterator chain, the transport's read; ~20 µs with ``llm.h1``) however many tokens it brings,
+so reading less often is what lets one process keep up with many streams. Up to
+``streams_per_step`` open streams the interval is ``base`` (default 0: read as data comes, one
+``delta`` per token). Beyond that it
 rises linearly from ``base`` to ``ceiling`` (default 0.3 s), reached at
 ``3 * streams_per_step`` open streams, so a loaded process spends its CPU relaying text
 instead of waking up for every token. The interval never exceeds ``ceiling``.
