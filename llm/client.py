@@ -118,8 +118,7 @@ class _Upstream:
         try:
             while not pending:
                 if state.done:
-                    if not pending:
-                        await self.drain()
+                    await self.drain()
                     return
                 await self._read_chunk()
         except LLMError as exc:

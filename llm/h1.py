@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import ssl
+from dataclasses import dataclass
 from typing import Final
 
 import httpx
@@ -43,6 +44,7 @@ _FORBIDDEN_IN_VALUE = re.compile(rb"[\x00\r\n]")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 Origin = tuple[str, str, int]
+Headers = list[tuple[bytes, bytes]]
 
 _NETWORK_ERRORS = (trio.BrokenResourceError, trio.ClosedResourceError, OSError)
 
@@ -116,32 +118,30 @@ class H1Transport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"unsupported URL scheme {scheme!r}")
         host = url.host
         port = url.port or (443 if scheme == "https" else 80)
-        head = _request_head(request.method, url.raw_path, request.headers.raw)
+        sent = _request_head(request.method, url.raw_path, request.headers.raw)
         content = await request.aread()
         await self._slots.acquire()
         connection: _Connection | None = None
         try:
             connection = await self._checkout((scheme, host, port))
             try:
-                await connection.stream.send_all(head + content if content else head)
+                await connection.stream.send_all(sent + content if content else sent)
             except _NETWORK_ERRORS as exc:
                 raise httpx.WriteError(f"{type(exc).__name__}: {exc}") from exc
-            response = await _read_response(connection, request.method)
+            head = await _read_response(connection, request.method)
         except BaseException:
             if connection is not None:
                 self._in_use.discard(connection)
                 connection.close()
             self._slots.release()
             raise
-        status, version, reason, headers, framing, length, keep_alive = response
-        body = _Body(self, connection, framing, length, keep_alive)
         return httpx.Response(
-            status_code=status,
-            headers=headers,
-            stream=body,
+            status_code=head.status,
+            headers=head.headers,
+            stream=_Body(self, connection, head),
             extensions={
-                "http_version": version,
-                "reason_phrase": reason,
+                "http_version": head.version,
+                "reason_phrase": head.reason,
                 BULK_READS: True,
             },
         )
@@ -205,7 +205,7 @@ class H1Transport(httpx.AsyncBaseTransport):
             connection.close()
 
 
-def _request_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+def _request_head(method: str, target: bytes, headers: Headers) -> bytes:
     parts = [method.encode("ascii"), b" ", target or b"/", b" HTTP/1.1\r\n"]
     for name, value in headers:
         if not _TOKEN.fullmatch(name) or _FORBIDDEN_IN_VALUE.search(value):
@@ -218,19 +218,28 @@ def _request_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]]
 # How a response body is delimited.
 _NONE, _LENGTH, _CHUNKED, _CLOSE = range(4)
 
-_Head = tuple[int, bytes, bytes, list[tuple[bytes, bytes]], int, int, bool]
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """A final response's status line and headers, and how its body is delimited."""
+
+    status: int
+    version: bytes
+    reason: bytes
+    headers: Headers
+    framing: int
+    length: int  # Content-Length (framing _LENGTH)
+    keep_alive: bool  # whether the connection may carry another request after the body
 
 
 async def _read_response(connection: _Connection, method: str) -> _Head:
-    """Read a final response's head: (status, http version, reason, headers, framing,
-    content length, whether the connection may be kept)."""
+    """Read up to a final response's body (1xx responses are skipped)."""
     while True:
         status, version, reason, headers = await _read_head(connection)
         if status == 101:
             raise httpx.RemoteProtocolError("unexpected 101 Switching Protocols")
         if status >= 200:
             break
-        # 1xx informational: skip it; the final response follows
     keep_alive = version == b"HTTP/1.1"
     transfer_encoding = b""
     lengths: set[bytes] = set()
@@ -243,21 +252,21 @@ async def _read_response(connection: _Connection, method: str) -> _Head:
             transfer_encoding = value.strip().lower()
         elif lowered == b"content-length":
             lengths.update(part.strip() for part in value.split(b","))
+    length = 0
     if method == "HEAD" or status in (204, 304):
-        return status, version, reason, headers, _NONE, 0, keep_alive
-    if transfer_encoding:
-        if transfer_encoding.rsplit(b",", 1)[-1].strip() == b"chunked":
-            return status, version, reason, headers, _CHUNKED, 0, keep_alive
-        return status, version, reason, headers, _CLOSE, 0, False
-    if lengths:
-        if len(lengths) != 1 or not (length := lengths.pop()).isdigit():
+        framing = _NONE
+    elif transfer_encoding:
+        chunked = transfer_encoding.rsplit(b",", 1)[-1].strip() == b"chunked"
+        framing = _CHUNKED if chunked else _CLOSE
+    elif lengths:
+        if len(lengths) != 1 or not (digits := lengths.pop()).isdigit():
             raise httpx.RemoteProtocolError("invalid Content-Length")
-        framing = _LENGTH if int(length) else _NONE
-        return status, version, reason, headers, framing, int(length), keep_alive
-    return status, version, reason, headers, _CLOSE, 0, False
-
-
-Headers = list[tuple[bytes, bytes]]
+        length = int(digits)
+        framing = _LENGTH if length else _NONE
+    else:
+        framing = _CLOSE
+    keep_alive = keep_alive and framing != _CLOSE
+    return _Head(status, version, reason, headers, framing, length, keep_alive)
 
 
 async def _read_head(connection: _Connection) -> tuple[int, bytes, bytes, Headers]:
@@ -297,20 +306,13 @@ class _Body(httpx.AsyncByteStream):
 
     __slots__ = ("_transport", "_connection", "_framing", "_left", "_state", "_reusable")
 
-    def __init__(
-        self,
-        transport: H1Transport,
-        connection: _Connection,
-        framing: int,
-        length: int,
-        reusable: bool,
-    ) -> None:
+    def __init__(self, transport: H1Transport, connection: _Connection, head: _Head) -> None:
         self._transport = transport
         self._connection: _Connection | None = connection
-        self._framing = framing
-        self._left = length  # Content-Length: bytes to come; chunked: of the current chunk
-        self._state = _SIZE if framing == _CHUNKED else _DATA
-        self._reusable = reusable
+        self._framing = head.framing
+        self._left = head.length  # Content-Length: bytes to come; chunked: of the current chunk
+        self._state = _SIZE if head.framing == _CHUNKED else _DATA
+        self._reusable = head.keep_alive
 
     def __aiter__(self) -> _Body:
         return self
@@ -408,9 +410,10 @@ class _Body(httpx.AsyncByteStream):
             self._transport.release(connection, reusable)
 
     async def aclose(self) -> None:
+        if self._framing == _NONE:  # nothing to read: done with, as at the end of a body
+            self._finish()
+            return
+        # (a body read to its end has released its connection already)
         connection, self._connection = self._connection, None
-        if connection is not None:
-            if self._state == _DONE or self._framing == _NONE:
-                self._transport.release(connection, self._reusable)
-            else:
-                self._transport.release(connection, False)
+        if connection is not None:  # closed before its end: the connection goes with it
+            self._transport.release(connection, False)
