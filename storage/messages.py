@@ -6,9 +6,10 @@ child's id is greater than its parent's. See ``storage.tree`` for the tree itsel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Select, bindparam, func, select
 from sqlalchemy.sql.elements import ColumnElement
@@ -22,6 +23,8 @@ from .schema import messages
 from .timestamps import as_utc, utcnow
 
 ACTIVE_LEAF: Literal["active_leaf"] = "active_leaf"
+
+W = TypeVar("W", Message, Turn)  # what a walk up the tree gives per message
 
 # ``add_message`` runs twice per chat reply: on the driver's cursor, see ``storage.direct``
 _INSERT = Direct(
@@ -214,13 +217,15 @@ def message_in_conversation(conn: Connection, conversation_id: int, message_id: 
 
 
 def _uncompressed_suffix(
+    walk: Callable[..., list[W]],
     conn: Connection,
     conversation_id: int,
     *,
     limit: int | None = None,
     upto: int | None = None,
-) -> list[Message]:
-    """The active path's uncompressed messages, oldest first (the newest ``limit`` of them).
+) -> list[W]:
+    """The active path's uncompressed messages as ``walk`` (``tree.path_messages`` or
+    ``tree.path_turns``) gives them, oldest first (the newest ``limit`` of them).
 
     Compressed messages form a prefix of the active path (compression takes the
     oldest uncompressed ones; ``memories.invalidate_stale`` keeps it so after a
@@ -228,7 +233,7 @@ def _uncompressed_suffix(
     the uncompressed part, not the conversation's length. ``upto``: walk from that
     message instead of the active leaf.
     """
-    return tree.path_messages(
+    return walk(
         conn,
         conversation_id,
         tree.active_leaf(conn, conversation_id) if upto is None else upto,
@@ -263,21 +268,14 @@ def recent_uncompressed(
     a regenerated reply: the path up to the old reply's parent); a message of
     another conversation gives an empty list.
     """
-    return _uncompressed_suffix(conn, conversation_id, limit=limit, upto=upto)
+    return _uncompressed_suffix(tree.path_messages, conn, conversation_id, limit=limit, upto=upto)
 
 
 def recent_turns(
     conn: Connection, conversation_id: int, *, limit: int, upto: int | None = None
 ) -> list[Turn]:
     """`recent_uncompressed` as `Turn`s (role, content, status): what a prompt reads."""
-    return tree.path_turns(
-        conn,
-        conversation_id,
-        tree.active_leaf(conn, conversation_id) if upto is None else upto,
-        halt=_compressed,
-        keep=_uncompressed,
-        limit=limit,
-    )
+    return _uncompressed_suffix(tree.path_turns, conn, conversation_id, limit=limit, upto=upto)
 
 
 def active_path(conn: Connection, conversation_id: int) -> list[Message]:
@@ -322,7 +320,7 @@ def oldest_uncompressed(
     """
     if keep_recent < 0:
         raise ValueError("keep_recent must not be negative")
-    pending = _uncompressed_suffix(conn, conversation_id)
+    pending = _uncompressed_suffix(tree.path_messages, conn, conversation_id)
     return pending[: len(pending) - keep_recent] if keep_recent else pending
 
 
