@@ -77,6 +77,16 @@ class Session:
         assert r.status_code == 201, r.text
         return r.json()  # type: ignore[no-any-return]
 
+    async def group(
+        self, name: str, members: list[dict[str, Any]], **settings: Any
+    ) -> dict[str, Any]:
+        """A group of ``members`` (characters as returned by `character`); strategy ``all``
+        unless ``settings`` say otherwise."""
+        body = {"name": name, "character_ids": [m["id"] for m in members], "strategy": "all"}
+        r = await self.request("POST", "/api/groups", json=body | settings)
+        assert r.status_code == 201, r.text
+        return r.json()  # type: ignore[no-any-return]
+
     @asynccontextmanager
     async def stream(
         self,

@@ -116,11 +116,7 @@ async def test_account_deletion_leaves_nothing_of_the_user(live: Live, fake: Any
             )
         ).scalar_one()
     await live.services.db.write(jobs.enqueue, "test", {"conversation_id": conv})
-    r = await alice.request(
-        "POST", "/api/groups",
-        json={"name": "G", "character_ids": [mira["id"], bram["id"]], "strategy": "all"},
-    )
-    group = r.json()
+    group = await alice.group("G", [mira, bram])
     r = await alice.request("POST", f"/api/groups/{group['id']}/messages", json={"content": "yo"})
     assert r.status_code == 200
     await alice.request("PUT", "/api/me/persona", json={"name": "Al", "description": "me"})
@@ -323,12 +319,7 @@ async def test_group_replies_keep_their_prompt_snapshot(live: Live) -> None:
     boss = await admin(live)
     alice = await live.register()
     ann, bo = await alice.character("Ann"), await alice.character("Bo")
-    r = await alice.request(
-        "POST",
-        "/api/groups",
-        json={"name": "g", "character_ids": [ann["id"], bo["id"]], "strategy": "all"},
-    )
-    group = r.json()
+    group = await alice.group("g", [ann, bo])
     r = await alice.request("POST", f"/api/groups/{group['id']}/messages", json={"content": "hi"})
     assert r.status_code == 200, r.text
     replies = r.json()["replies"]

@@ -63,12 +63,7 @@ async def test_users_with_counts_and_flags(live: Live) -> None:
     bram = await alice.character("Bram")
     r = await alice.request("POST", f"/api/characters/{mira['id']}/chat", json={"content": "hi"})
     assert r.status_code == 200
-    r = await alice.request(
-        "POST",
-        "/api/groups",
-        json={"name": "G", "character_ids": [mira["id"], bram["id"]], "strategy": "all"},
-    )
-    group = r.json()
+    group = await alice.group("G", [mira, bram])
     r = await alice.request("POST", f"/api/groups/{group['id']}/messages", json={"content": "yo"})
     assert r.status_code == 200
 

@@ -126,12 +126,7 @@ async def test_persona_and_macros_reach_the_prompt(live: Live, fake: Any) -> Non
 
     # in a group too, for every speaker
     other = await alice.character("Bram")
-    r = await alice.request(
-        "POST",
-        "/api/groups",
-        json={"name": "Inn", "character_ids": [cid, other["id"]], "strategy": "all"},
-    )
-    gid = r.json()["id"]
+    gid = (await alice.group("Inn", [{"id": cid}, other]))["id"]
     since = len(fake.requests)
     r = await alice.request("POST", f"/api/groups/{gid}/messages", json={"content": "Hello"})
     assert r.status_code == 200, r.text

@@ -107,13 +107,7 @@ async def test_follow_a_group_turn(live: Live) -> None:
     alice = await live.register()
     a = await alice.character("Ann")
     b = await alice.character("Bo")
-    r = await alice.request(
-        "POST",
-        "/api/groups",
-        json={"name": "g", "character_ids": [a["id"], b["id"]], "strategy": "all"},
-    )
-    assert r.status_code == 201, r.text
-    group = r.json()
+    group = await alice.group("g", [a, b])
     path = f"/api/groups/{group['id']}"
     async with alice.stream(f"{path}/messages", {"content": PACED}) as sse:
         head = await until_deltas(sse, 2)

@@ -71,13 +71,7 @@ async def test_group_send_right_after_the_replies_is_accepted(
     held = _SlowFollowUp(live, monkeypatch)
     alice = await live.register()
     a, b = await alice.character("Ann"), await alice.character("Bob")
-    r = await alice.request(
-        "POST",
-        "/api/groups",
-        json={"name": "G", "character_ids": [a["id"], b["id"]], "strategy": "all"},
-    )
-    assert r.status_code == 201, r.text
-    path = f"/api/groups/{r.json()['id']}/messages"
+    path = f"/api/groups/{(await alice.group('G', [a, b]))['id']}/messages"
     names: list[str] = []
     async with alice.stream(path, {"content": "hello both"}) as sse:
         async for _, name, _ in sse:

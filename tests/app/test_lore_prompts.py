@@ -132,17 +132,7 @@ async def test_group_turn_lore_is_the_union_over_its_speakers(live: Live, fake: 
     )
     for character, book in ((mira, mira_book), (bram, bram_book), (cole, cole_book)):
         await attach(alice, f"/api/characters/{character['id']}/lorebooks", book)
-    r = await alice.request(
-        "POST",
-        "/api/groups",
-        json={
-            "name": "Inn",
-            "character_ids": [mira["id"], bram["id"], cole["id"]],
-            "strategy": "round_robin",
-            "max_speakers": 2,
-        },
-    )
-    group = r.json()
+    group = await alice.group("Inn", [mira, bram, cole], strategy="round_robin", max_speakers=2)
     await attach(alice, f"/api/groups/{group['id']}/lorebooks", shared)
 
     since = len(fake.requests)

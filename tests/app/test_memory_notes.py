@@ -195,12 +195,7 @@ async def test_pinned_memory_is_in_every_prompt(db_url: str, fake: Any) -> None:
         assert all("The user is allergic to cats." in s for s in sent)
         assert not any("weather report number 0." in s for s in sent)  # the rest is ranked
 
-        r = await alice.request(
-            "POST",
-            "/api/groups",
-            json={"name": "Inn", "character_ids": [mira["id"], tom["id"]], "strategy": "all"},
-        )
-        group = r.json()
+        group = await alice.group("Inn", [mira, tom])
         await write(
             alice,
             f"/api/groups/{group['id']}",

@@ -379,12 +379,7 @@ async def test_openapi_lists_tree_routes_and_fields(live: Live) -> None:
 async def test_group_turn_replies_chain_in_stored_order(live: Live) -> None:
     alice = await live.register()
     members = [await alice.character("Mira"), await alice.character("Bram")]
-    r = await alice.request(
-        "POST",
-        "/api/groups",
-        json={"name": "g", "character_ids": [m["id"] for m in members], "strategy": "all"},
-    )
-    group = r.json()
+    group = await alice.group("g", members)
     r = await alice.request(
         "POST", f"/api/groups/{group['id']}/messages", json={"content": "hello both"}
     )

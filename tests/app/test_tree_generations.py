@@ -107,12 +107,7 @@ async def test_group_regenerate_reruns_that_character_and_branch_reruns_a_turn(
 ) -> None:
     alice = await live.register()
     a, b = await alice.character("Ann"), await alice.character("Bob")
-    r = await alice.request(
-        "POST",
-        "/api/groups",
-        json={"name": "G", "character_ids": [a["id"], b["id"]], "strategy": "all"},
-    )
-    base = f"/api/groups/{r.json()['id']}"
+    base = f"/api/groups/{(await alice.group('G', [a, b]))['id']}"
     turn = (await alice.request("POST", f"{base}/messages", json={"content": "hello"})).json()
     first, second = sorted(turn["replies"], key=lambda m: int(m["id"]))  # in stored order
     since = len(fake.requests)
