@@ -23,8 +23,10 @@ from tests.app.harness import (
 )
 from tests.redisutil import REDIS_URL, own_redis, redis_prefix
 
-# A paced reply: 30 chunks at 60/s (half a second), so a follower joins while it streams.
-PACED = "[[fake:tps=60]][[fake:tokens=30]] hello"
+# A paced reply: 240 chunks at 60/s (4 s), so a follower joins while it streams, also one on
+# another process on a loaded machine (at 30 chunks, half a second, a CI run once saw it
+# already ended: 204).
+PACED = "[[fake:tps=60]][[fake:tokens=240]] hello"
 
 
 async def _rest(sse: SSE) -> list[Numbered]:
